@@ -1,0 +1,16 @@
+"""Score a checkpoint: `python eval.py ckpt_path=PATH [data=folder data.val_dir=DIR] [noise=...]` (see README)."""
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    from n2n.errors import exit_on_error
+    from n2n.evaluate import run
+
+    with exit_on_error("eval.py"):
+        run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Loading trained networks from Lightning checkpoints, safely.
+
+A checkpoint holds `hyper_parameters["config"]` (the resolved training config as plain dicts) and the
+module's `state_dict` with the network under the `net.` prefix. Loading uses `weights_only=True`, so a
+crafted file cannot run code: only tensors and plain containers are accepted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from n2n.errors import CheckpointError
+from n2n.safeload import safe_torch_load
+from n2n.unet import UNet, build_unet
+
+NET_PREFIX = "net."
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint as a dict, refusing anything that is not tensors and plain Python containers."""
+    ckpt = safe_torch_load(path, "checkpoint", CheckpointError, "a .ckpt file written by train.py")
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} has no 'state_dict': it was not written by n2n's train.py")
+    return ckpt
+
+
+def training_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
+    """The resolved config the checkpoint was trained with."""
+    config = ckpt.get("hyper_parameters", {}).get("config")
+    if not isinstance(config, dict) or "model" not in config:
+        raise CheckpointError(f"{path} holds no n2n training config (hyper_parameters.config.model)")
+    return config
+
+
+def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> UNet:
+    """Rebuild the U-Net from the checkpoint alone, in eval mode."""
+    return unet_from_checkpoint(read_checkpoint(path), path, map_location)
+
+
+def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",
+                         map_location: str | torch.device = "cpu") -> UNet:
+    """The U-Net of an already-read checkpoint, in eval mode."""
+    net = build_unet(training_config(ckpt, path)["model"])
+    state = {k[len(NET_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[:3]
+        raise CheckpointError(
+            f"checkpoint {path} does not match the n2n U-Net built from its own config: {' '.join(first)}"
+        ) from None
+    return net.to(map_location).eval()

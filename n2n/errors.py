@@ -1,0 +1,38 @@
+"""Errors that the command-line entry points turn into one clear message instead of a traceback."""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+
+class N2NError(Exception):
+    """Base class: the message alone must tell the user what was wrong and what is allowed."""
+
+
+class ConfigError(N2NError):
+    """A config option has an unknown name or an out-of-range value."""
+
+
+class DataError(N2NError):
+    """A data file or folder is missing, unreadable or of the wrong structure."""
+
+
+class CheckpointError(N2NError):
+    """A checkpoint cannot be used: missing, corrupt, crafted, or of another architecture."""
+
+
+@contextmanager
+def exit_on_error(program: str = "n2n"):
+    """Turn our errors (and OmegaConf's missing or bad values) into one message on stderr and exit code 2."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        yield
+    except N2NError as exc:
+        print(f"{program}: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except OmegaConfBaseException as exc:
+        message = str(exc).splitlines()[0]
+        key = getattr(exc, "full_key", None)
+        print(f"{program}: error: config {key + ': ' if key else ''}{message}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

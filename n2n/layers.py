@@ -1,0 +1,51 @@
+"""Activation and normalisation factories, chosen by name so that configs never name Python objects.
+
+Configs (and checkpoints, which store the config) only hold a name and numeric options; a crafted file
+therefore cannot make us instantiate arbitrary classes, and an unknown name gets a message listing
+what is allowed.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from n2n.errors import ConfigError
+
+ActivationFactory = Callable[[], nn.Module]
+NormFactory = Callable[[int], nn.Module]
+
+ACTIVATIONS: dict[str, Callable[..., ActivationFactory]] = {
+    "leaky_relu": lambda negative_slope=0.1: partial(nn.LeakyReLU, negative_slope, inplace=True),
+    "relu": lambda: partial(nn.ReLU, inplace=True),
+    "gelu": lambda: nn.GELU,
+    "silu": lambda: partial(nn.SiLU, inplace=True),
+    "prelu": lambda init=0.1: partial(nn.PReLU, init=init),
+}
+
+NORMS: dict[str, Callable[..., NormFactory | None]] = {
+    "none": lambda: None,
+    "batch": lambda momentum=0.1, eps=1e-5: partial(nn.BatchNorm2d, momentum=momentum, eps=eps),
+}
+
+
+def _build(registry: Mapping[str, Callable[..., Any]], cfg: Mapping[str, Any], what: str):
+    options = dict(cfg)
+    name = options.pop("name", None)
+    if name not in registry:
+        raise ConfigError(f"{what}.name={name!r} is not known; choose one of: {', '.join(sorted(registry))}")
+    try:
+        return registry[name](**options)
+    except TypeError as exc:
+        raise ConfigError(f"{what} '{name}' does not take the options {sorted(options)}: {exc}") from None
+
+
+def make_activation(cfg: Mapping[str, Any]) -> ActivationFactory:
+    """`{"name": "leaky_relu", "negative_slope": 0.1}` -> a zero-argument factory of the activation."""
+    return _build(ACTIVATIONS, cfg, "model.activation")
+
+
+def make_norm(cfg: Mapping[str, Any]) -> NormFactory | None:
+    """`{"name": "batch"}` -> a factory taking the channel count; `{"name": "none"}` -> None."""
+    return _build(NORMS, cfg, "model.norm")

@@ -1,0 +1,95 @@
+"""The LightningModule: U-Net, loss against the target, PSNR/SSIM on validation, clamp-to-[0,1] prediction."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from n2n.errors import ConfigError
+from n2n.losses import build_loss
+from n2n.optim import build_optimizer, build_scheduler, lr_factor
+from n2n.unet import build_unet
+from n2n.visualize import comparison_grid
+
+
+def quantize8(x: torch.Tensor) -> torch.Tensor:
+    """What an 8-bit image file holds: metrics are measured on this, as in the paper."""
+    return x.clamp(0, 1).mul(255).round().div(255)
+
+
+class N2NModule(L.LightningModule):
+    """`config` is the whole resolved training config (plain dicts); it is saved in every checkpoint so
+    that eval.py and `n2n denoise` rebuild the model from the checkpoint alone."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.config = config
+        self.net = build_unet(config["model"])
+        self.loss_fn = build_loss(config.get("loss") or {"name": "l2"})
+        # Refuse bad optimiser/scheduler options now, not after data loading and the first epoch.
+        build_optimizer(config["optimizer"], [torch.nn.Parameter(torch.zeros(1))])
+        lr_factor(config.get("scheduler"))
+        self.num_logged_images = int(config.get("log_images", 4))
+        self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self._grid_rows: list[list[torch.Tensor]] = []
+        self._total_steps = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    # ------------------------------------------------------------------------------------ training
+    def on_train_start(self) -> None:
+        self._total_steps = float(self.trainer.estimated_stepping_batches)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        source, target = batch
+        if math.isfinite(self._total_steps) and self._total_steps > 0:
+            self.loss_fn.set_progress(min(1.0, self.global_step / self._total_steps))
+        loss = self.loss_fn(self.net(source), target)
+        self.log("train/loss", loss, prog_bar=True, batch_size=source.shape[0])
+        return loss
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.config["optimizer"], self.net.parameters())
+        total = self.trainer.estimated_stepping_batches
+        if lr_factor(self.config.get("scheduler")) is not None and not math.isfinite(total):
+            raise ConfigError("the scheduler needs a known training length: set trainer.max_steps or "
+                              "trainer.max_epochs, or use scheduler=none")
+        scheduler = build_scheduler(self.config.get("scheduler"), optimizer, int(total) if math.isfinite(total) else 1)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        noisy, clean = batch
+        denoised = quantize8(self.net(noisy))
+        n = noisy.shape[0]
+        self.val_psnr(denoised, clean)
+        self.val_psnr_noisy(quantize8(noisy), clean)
+        self.val_ssim(denoised, clean)
+        self.log("val/psnr", self.val_psnr, prog_bar=True, batch_size=n)
+        self.log("val/psnr_noisy", self.val_psnr_noisy, batch_size=n)
+        self.log("val/ssim", self.val_ssim, batch_size=n)
+        for i in range(min(n, self.num_logged_images - len(self._grid_rows))):
+            self._grid_rows.append([noisy[i].clamp(0, 1).cpu(), denoised[i].cpu(), clean[i].cpu()])
+
+    def on_validation_epoch_end(self) -> None:
+        rows, self._grid_rows = self._grid_rows, []
+        if not rows or self.trainer.sanity_checking:
+            return
+        experiment = getattr(self.logger, "experiment", None)
+        if hasattr(experiment, "add_image"):  # TensorBoard
+            grid = comparison_grid(rows, max_side=128 if rows[0][0].shape[-1] > 64 else 64)
+            experiment.add_image("val/noisy|denoised|clean", grid, self.global_step)
+
+    # ---------------------------------------------------------------------------------- prediction
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        noisy = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self.net(noisy).clamp(0, 1)

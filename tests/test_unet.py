@@ -1,0 +1,76 @@
+import pytest
+import torch
+from torch import nn
+
+from n2n.errors import ConfigError
+from n2n.unet import UNet, build_unet, layer_table, pad_to_multiple
+
+
+def _trace(net: UNet, x: torch.Tensor) -> list[tuple[str, int, int]]:
+    """(name, channels, height) of every named conv block's output, in execution order."""
+    seen = []
+    for name, mod in net.named_children():
+        mod.register_forward_hook(lambda m, i, o, name=name: seen.append((name, o.shape[1], o.shape[2])))
+    net(x)
+    return seen
+
+
+@pytest.mark.parametrize("n,m", [(3, 3), (1, 1), (3, 1)])
+def test_layer_table_matches_paper(n, m):
+    net = UNet(in_channels=n, out_channels=m)
+    seen = _trace(net, torch.rand(1, n, 64, 64))
+    convs = [(name, c) for name, c in layer_table(n, m) if "conv" in name]
+    assert [(name, c) for name, c, _ in seen] == convs
+    heights = {name: h for name, _, h in seen}
+    # five 2x2 max-pools: enc_conv5 works at 1/16, enc_conv6 at 1/32, decoder climbs back to full size
+    assert heights["enc_conv1"] == 64 and heights["enc_conv5"] == 4 and heights["enc_conv6"] == 2
+    assert heights["dec_conv5b"] == 4 and heights["dec_conv2b"] == 32 and heights["dec_conv1c"] == 64
+    # concatenations: 96 = 48 + 48 at the bottom, 144 = 96 + 48 above it, 96 + n at the top
+    assert net.dec_conv5a[0].in_channels == 96
+    assert net.dec_conv4a[0].in_channels == 144 and net.dec_conv2a[0].in_channels == 144
+    assert net.dec_conv1a[0].in_channels == 96 + n
+
+
+def test_parameter_count_and_linear_output():
+    net = UNet()
+    assert sum(p.numel() for p in net.parameters()) == 991_203
+    assert isinstance(net.dec_conv1c, nn.Conv2d)  # no activation after the last convolution
+    assert sum(isinstance(mod, nn.LeakyReLU) for mod in net.modules()) == 17
+    assert all(mod.negative_slope == 0.1 for mod in net.modules() if isinstance(mod, nn.LeakyReLU))
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (5, 70), (33, 47), (100, 31), (64, 96)])
+def test_any_size_keeps_shape(h, w):
+    net = UNet().eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, h, w)).shape == (2, 3, h, w)
+
+
+def test_padding_is_reflection_and_cropped_output_matches():
+    x = torch.rand(1, 3, 40, 50)
+    padded = pad_to_multiple(x)
+    assert padded.shape[-2:] == (64, 64)
+    assert torch.equal(padded[..., 40, :50], x[..., 38, :])  # reflected row, not zeros
+    net = UNet().eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), net.forward_aligned(padded)[..., :40, :50])
+
+
+def test_activation_and_norm_are_injected_from_config():
+    net = build_unet({"activation": {"name": "relu"}, "norm": {"name": "batch"}})
+    assert sum(isinstance(mod, nn.ReLU) for mod in net.modules()) == 17
+    assert sum(isinstance(mod, nn.BatchNorm2d) for mod in net.modules()) == 17
+    assert not any(isinstance(mod, nn.LeakyReLU) for mod in net.modules())
+    assert net.enc_conv0[0].bias is None  # batch norm makes the bias redundant
+    gelu = build_unet({"activation": {"name": "gelu"}, "in_channels": 1, "out_channels": 1})
+    assert any(isinstance(mod, nn.GELU) for mod in gelu.modules())
+    assert gelu(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+
+
+def test_unknown_activation_or_norm_is_refused_with_choices():
+    with pytest.raises(ConfigError, match="leaky_relu"):
+        build_unet({"activation": {"name": "tanhh"}})
+    with pytest.raises(ConfigError, match="model.norm"):
+        build_unet({"norm": {"name": "group"}})
+    with pytest.raises(ConfigError, match="does not take"):
+        build_unet({"activation": {"name": "relu", "slope": 2}})
