@@ -15,6 +15,24 @@ from n2n.unet import build_unet
 from n2n.visualize import comparison_grid
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+PERF_KEYS = {"channels_last", "compile"}
+
+
+def check_perf(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The `perf` section: speed switches that change no numbers beyond rounding."""
+    perf = dict(cfg or {})
+    unknown = sorted(set(perf) - PERF_KEYS)
+    if unknown:
+        raise ConfigError(f"perf: unknown option(s) {unknown}; allowed: {sorted(PERF_KEYS)}")
+    mode = perf.get("compile", False)
+    if mode is True:
+        mode = "default"
+    if mode not in (False, None, *COMPILE_MODES):
+        raise ConfigError(f"perf.compile={mode!r} must be false or one of {', '.join(COMPILE_MODES)}")
+    return {"channels_last": bool(perf.get("channels_last", False)), "compile": mode or False}
+
+
 def quantize8(x: torch.Tensor) -> torch.Tensor:
     """What an 8-bit image file holds: metrics are measured on this, as in the paper."""
     return x.clamp(0, 1).mul(255).round().div(255)
@@ -33,6 +51,8 @@ class N2NModule(L.LightningModule):
         # Refuse bad optimiser/scheduler options now, not after data loading and the first epoch.
         build_optimizer(config["optimizer"], [torch.nn.Parameter(torch.zeros(1))])
         lr_factor(config.get("scheduler"))
+        self.perf = check_perf(config.get("perf"))
+        self._train_forward = self.net  # replaced by the compiled network in on_fit_start
         self.num_logged_images = int(config.get("log_images", 4))
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
@@ -44,6 +64,14 @@ class N2NModule(L.LightningModule):
         return self.net(x)
 
     # ------------------------------------------------------------------------------------ training
+    def on_fit_start(self) -> None:
+        if self.perf["channels_last"]:
+            self.net.to(memory_format=torch.channels_last)
+        if self.perf["compile"]:
+            # kept out of the module tree so that checkpoints hold the plain network's parameter names;
+            # validation runs eagerly because its image sizes vary (each would trigger a recompile)
+            object.__setattr__(self, "_train_forward", torch.compile(self.net, mode=self.perf["compile"]))
+
     def on_train_start(self) -> None:
         self._total_steps = float(self.trainer.estimated_stepping_batches)
 
@@ -51,7 +79,9 @@ class N2NModule(L.LightningModule):
         source, target = batch
         if math.isfinite(self._total_steps) and self._total_steps > 0:
             self.loss_fn.set_progress(min(1.0, self.global_step / self._total_steps))
-        loss = self.loss_fn(self.net(source), target)
+        if self.perf["channels_last"]:
+            source = source.contiguous(memory_format=torch.channels_last)
+        loss = self.loss_fn(self._train_forward(source), target)
         self.log("train/loss", loss, prog_bar=True, batch_size=source.shape[0])
         return loss
 

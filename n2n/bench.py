@@ -1,0 +1,207 @@
+"""Training throughput: the project's real Trainer path against a naive seed-style loop, in one run.
+
+    python -m n2n.bench --short            # CPU, under a minute
+    python -m n2n.bench                    # full mode, meant for a GPU
+    python -m n2n.bench --batch-sizes 8 1024 --project trainer.precision=bf16-mixed perf.channels_last=true
+
+The project path is what `train.py` builds (N2NDataModule, N2NModule, lightning.Trainer) on course-format
+data (`data=ee559`, 32x32 RGB pairs of random uint8: content does not change speed). The naive loop is
+written like the seed report's: CPU tensors, a per-item Dataset that flips and swaps each pair, a
+DataLoader, batch 8, fp32, SGD and a `.item()` of the loss every step.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
+
+from n2n.module import N2NModule
+from n2n.unet import UNet
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+EPOCH_IMAGES = 50_000
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _PairDataset(torch.utils.data.Dataset):
+    """Seed-style: per-item random swap and flips on CPU uint8 tensors."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor):
+        self.pairs = torch.stack([a, b], 1)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        x = self.pairs[i]
+        if torch.rand(1) < 0.5:
+            x = x[[1, 0]]
+        if torch.rand(1) < 0.5:
+            x = x.flip(-1)
+        if torch.rand(1) < 0.5:
+            x = x.flip(-2)
+        return x
+
+
+def naive_loop(a: torch.Tensor, b: torch.Tensor, steps: int, warmup: int, device: torch.device,
+               batch: int = 8, workers: int = 2) -> float:
+    """Images/s of the seed report's kind of loop."""
+    net = UNet().to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.8)
+    loader = torch.utils.data.DataLoader(_PairDataset(a, b), batch_size=batch, shuffle=True, drop_last=True,
+                                         num_workers=workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=workers > 0)
+    it = iter(loader)
+    t0 = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            _sync(device)
+            t0 = time.perf_counter()
+        try:
+            pair = next(it)
+        except StopIteration:
+            it = iter(loader)
+            pair = next(it)
+        src = pair[:, 0].to(device).float() / 255
+        tgt = pair[:, 1].to(device).float() / 255
+        loss = F.mse_loss(net(src), tgt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()  # the seed shows the loss every step
+    _sync(device)
+    return steps * batch / (time.perf_counter() - t0)
+
+
+class _Throughput(Callback):
+    """Times optimizer steps after `warmup`, with the device synchronised at both ends."""
+
+    def __init__(self, warmup: int):
+        self.warmup = warmup
+        self.start = self.end = 0.0
+        self.steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup and not self.start:
+            _sync(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
+        self.end = time.perf_counter()
+        self.steps = trainer.global_step - self.warmup
+
+
+def project_config(train_pkl: Path, batch: int, overrides: list[str]) -> dict[str, Any]:
+    """The resolved train.py config for course-format data at `train_pkl`, plus the user's overrides."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        cfg = compose("train", overrides=[
+            "data=ee559", f"data.train_path={train_pkl}", f"data.val_path={train_pkl}", f"data.batch_size={batch}",
+            "optimizer=sgd", "scheduler=none", "logger=none", *overrides])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def project_loop(config: dict[str, Any], steps: int, warmup: int, device: torch.device) -> dict[str, Any]:
+    """Images/s of the project's own training path, as train.py builds it."""
+    from n2n.data.datamodule import N2NDataModule
+    from n2n.train import build_trainer, quiet_lightning
+
+    quiet_lightning()
+    torch.manual_seed(0)
+    batch = config["data"]["batch_size"]
+    datamodule = N2NDataModule(config)
+    module = N2NModule(config)
+    datamodule.setup("fit")
+    timer = _Throughput(warmup)
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = build_trainer(config, Path(run_dir), callbacks=[timer], logger=False, enable_checkpointing=False,
+                                max_steps=warmup + steps, max_epochs=-1, limit_val_batches=0,
+                                num_sanity_val_steps=0, enable_progress_bar=False, accelerator=accelerator,
+                                devices=1)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        trainer.fit(module, datamodule=datamodule)
+    seconds = timer.end - timer.start
+    return {"images_per_s": timer.steps * batch / seconds,
+            "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None}
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m n2n.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="few steps, CPU-sized: under a minute")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                        help="project batch sizes (default: 8 1024 on a GPU, 8 32 on a CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    parser.add_argument("--project", nargs="*", default=[], metavar="OVERRIDE",
+                        help="Hydra overrides for the project path, e.g. trainer.precision=bf16-mixed")
+    parser.add_argument("--images", type=int, default=None, help="training pairs in memory (default 50000)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the naive loop (the seed's: 2)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    gpu = device.type == "cuda"
+    batch_sizes = args.batch_sizes or ([8, 1024] if gpu else [8, 32])
+    steps = args.steps or (15 if args.short else (1500 if gpu else 100))
+    warmup = 5 if args.short else 50
+    n = args.images or (2_000 if args.short else EPOCH_IMAGES)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    b = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+
+    results: dict[str, Any] = {"machine": machine(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+                               "mode": "short" if args.short else "full", "project_overrides": args.project}
+    print(f"{results['machine']}, torch {torch.__version__}, {steps} timed steps", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_pkl = Path(tmp) / "train_data.pkl"
+        torch.save((a, b), train_pkl)
+        configs = {batch: project_config(train_pkl, batch, args.project) for batch in batch_sizes}
+        N2NModule(configs[batch_sizes[0]])  # refuse bad overrides before timing anything
+        naive = naive_loop(a, b, steps, warmup, device, workers=args.workers)
+        results["naive_bs8"] = {"images_per_s": naive}
+        _print_row("naive seed-style loop, batch 8", naive, naive, None)
+        for batch in batch_sizes:
+            # big batches need fewer steps for a stable figure
+            batch_steps = max(10, steps * 8 // batch) if batch > 8 else steps
+            r = project_loop(configs[batch], batch_steps, warmup, device)
+            r["ratio_to_naive"] = r["images_per_s"] / naive
+            results[f"project_bs{batch}"] = r
+            _print_row(f"project Trainer, batch {batch}", r["images_per_s"], naive, r["peak_gpu_mib"])
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _print_row(name: str, ips: float, naive: float, peak: float | None) -> None:
+    mem = f", peak GPU memory {peak:.0f} MiB" if peak is not None else ""
+    print(f"{name:34s} {ips:10,.0f} images/s   50k-image epoch {EPOCH_IMAGES / ips:8.1f} s   "
+          f"{ips / naive:5.2f}x naive{mem}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The benchmark's short mode runs both loops and reports consistent figures (not a speed assertion)."""
+import json
+
+import pytest
+
+from n2n.bench import main
+
+
+def test_short_benchmark_times_both_loops_and_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    results = main(["--short", "--device", "cpu", "--steps", "2", "--batch-sizes", "4", "--images", "64",
+                    "--workers", "0", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["mode"] == "short" and saved["machine"].startswith("CPU")
+    naive = saved["naive_bs8"]["images_per_s"]
+    project = saved["project_bs4"]
+    assert naive > 0 and project["images_per_s"] > 0
+    assert project["ratio_to_naive"] == pytest.approx(project["images_per_s"] / naive)
+    assert project["peak_gpu_mib"] is None
+    assert results["project_bs4"] == project
+
+
+def test_bad_project_override_is_refused(tmp_path):
+    from n2n.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="perf.compile"):
+        main(["--short", "--device", "cpu", "--steps", "1", "--batch-sizes", "4", "--images", "32",
+              "--project", "perf.compile=fastest"])
