@@ -14,6 +14,8 @@ from n2n.errors import exit_on_error
 SUBCOMMANDS = [
     ("n2n.denoise", "add_parser"),
     ("n2n.denoise", "add_export_parser"),
+    ("n2n.make_ee559", "add_parser"),
+    ("n2n.report", "add_parser"),
 ]
 
 
