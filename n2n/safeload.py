@@ -6,6 +6,7 @@ weights-only unpickler is ever used.
 from __future__ import annotations
 
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -35,5 +36,5 @@ def safe_torch_load(path: str | Path, what: str, error: type[N2NError], expected
             f"{what} {path} was refused: it is not {expected} holding only tensors and plain containers "
             f"(it is corrupt, or holds objects that could run code when loaded: {_weights_only_detail(exc)})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, struct.error) as exc:
         raise error(f"{what} {path} is not a readable torch file ({expected}): {exc}") from None
