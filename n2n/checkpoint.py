@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from n2n.errors import CheckpointError
+from n2n.errors import CheckpointError, ConfigError
 from n2n.safeload import safe_torch_load
 from n2n.unet import UNet, build_unet
 
@@ -20,7 +20,13 @@ NET_PREFIX = "net."
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint as a dict, refusing anything that is not tensors and plain Python containers."""
-    ckpt = safe_torch_load(path, "checkpoint", CheckpointError, "a .ckpt file written by train.py")
+    try:
+        ckpt = safe_torch_load(path, "checkpoint", CheckpointError, "a .ckpt file written by train.py")
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on garbage (IndexError, ...)
+        raise CheckpointError(f"checkpoint {path} is not a readable torch file (a .ckpt file written by "
+                              f"train.py): {type(exc).__name__}: {exc}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path} has no 'state_dict': it was not written by n2n's train.py")
     return ckpt
@@ -42,7 +48,10 @@ def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> UNe
 def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",
                          map_location: str | torch.device = "cpu") -> UNet:
     """The U-Net of an already-read checkpoint, in eval mode."""
-    net = build_unet(training_config(ckpt, path)["model"])
+    try:
+        net = build_unet(training_config(ckpt, path)["model"])
+    except ConfigError as exc:  # the stored config is only read for names in n2n's registries
+        raise CheckpointError(f"checkpoint {path} holds a model config that n2n cannot build: {exc}") from None
     state = {k[len(NET_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}
     try:
         net.load_state_dict(state)

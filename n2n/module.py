@@ -52,7 +52,8 @@ class N2NModule(L.LightningModule):
         build_optimizer(config["optimizer"], [torch.nn.Parameter(torch.zeros(1))])
         lr_factor(config.get("scheduler"))
         self.perf = check_perf(config.get("perf"))
-        self._train_forward = self.net  # replaced by the compiled network in on_fit_start
+        # a plain attribute, not a submodule: registering the alias would store every weight twice
+        object.__setattr__(self, "_train_forward", self.net)  # the compiled network after on_fit_start
         self.num_logged_images = int(config.get("log_images", 4))
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))

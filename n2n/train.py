@@ -18,7 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError
+from n2n.hparams import log_hparams
 from n2n.module import N2NModule
+from n2n.reliability import (DivergenceError, DivergenceGuard, InterruptCheckpoint, ResumeOptimizerOptions,
+                             TrainingInterrupted, check_launch, check_resume, resolve_ckpt_path, stopped_early)
 
 LOGGERS = ("tensorboard", "csv", "none")
 
@@ -76,7 +79,7 @@ def build_logger(cfg: Mapping[str, Any], run_dir: Path):
 
 def build_callbacks(cfg: Mapping[str, Any], run_dir: Path) -> list[Callback]:
     cfg = dict(cfg or {})
-    known = {"checkpoint", "early_stopping", "lr_monitor"}
+    known = {"checkpoint", "early_stopping", "lr_monitor", "divergence_guard", "interrupt_checkpoint"}
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"callbacks: unknown option(s) {unknown}; allowed: {sorted(known)}")
@@ -90,6 +93,16 @@ def build_callbacks(cfg: Mapping[str, Any], run_dir: Path) -> list[Callback]:
         callbacks.append(_make(EarlyStopping, dict(cfg["early_stopping"]), "callbacks.early_stopping"))
     if cfg.get("lr_monitor", True):
         callbacks.append(LearningRateLogger())
+    # reliability (n2n/reliability.py); the guard comes first: the interrupt checkpoint asks it before saving
+    guard = cfg.get("divergence_guard", True)
+    if guard is not False and guard is not None:
+        if guard is not True and (isinstance(guard, bool) or not isinstance(guard, int) or guard < 1):
+            raise ConfigError(f"callbacks.divergence_guard={guard!r} must be true, false or a number of steps "
+                              f"between checks (true: every trainer.log_every_n_steps)")
+        callbacks.append(DivergenceGuard(None if guard is True else guard))
+    if cfg.get("interrupt_checkpoint", True):
+        callbacks.append(InterruptCheckpoint(run_dir / "checkpoints"))
+    callbacks.append(ResumeOptimizerOptions())
     return callbacks
 
 
@@ -121,22 +134,36 @@ def run(cfg: DictConfig) -> float:
     config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # `ckpt_path=last` is this run folder's checkpoints/last.ckpt (with hydra.run.dir=RUN: resume RUN in place)
+    config["ckpt_path"] = ckpt_path = resolve_ckpt_path(config.get("ckpt_path"), run_dir)
     quiet_lightning()
     L.seed_everything(int(config.get("seed", 0)), workers=True, verbose=False)
 
     # Everything that reads files or checks options happens here, before any training starts.
     datamodule = N2NDataModule(config)
     module = N2NModule(config)
+    # read with the weights-only unpickler and compared with this model before Lightning loads it
+    resume_notes = check_resume(ckpt_path, config, module) if ckpt_path else []
     datamodule.setup("fit")
     trainer = build_trainer(config, run_dir)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+    check_launch(trainer)
+    if trainer.is_global_zero:  # data-parallel runs: the other processes share the run folder
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        if resume_notes:
+            print(f"resuming from {ckpt_path} with options that differ from the checkpoint's: "
+                  + "; ".join(resume_notes[:12]) + (" ..." if len(resume_notes) > 12 else ""), flush=True)
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=config.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except (TrainingInterrupted, DivergenceError) as exc:  # last.ckpt is written / the good one is kept
+        return stopped_early(exc, trainer, run_dir)
     seconds = time.perf_counter() - start
 
     metrics = summarize(trainer, seconds)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if trainer.is_global_zero:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log_hparams(trainer, config, metrics)  # TensorBoard's HParams view compares the runs of a sweep
     if trainer.is_global_zero:
         print(f"best val/psnr {metrics['best_val_psnr']:.3f} dB (noisy input {metrics.get('val_psnr_noisy', float('nan')):.3f} dB)"
               f" after {metrics['global_step']} steps, {seconds:.0f} s; run folder {run_dir}", flush=True)

@@ -28,7 +28,13 @@ SAMPLE_VAL = ("chelsea", "coffee")
 # ---------------------------------------------------------------------------------------------- pickles
 def load_tensor_pair(path: str | Path, what: str, names: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Two uint8 tensors N x C x H x W of equal shape, as the course's pickles hold them."""
-    obj = safe_torch_load(path, f"{what} file", DataError, "a pickle written with torch.save")
+    try:
+        obj = safe_torch_load(path, f"{what} file", DataError, "a pickle written with torch.save")
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on garbage (IndexError, ...)
+        raise DataError(f"{what} file {path} is not a readable torch pickle (a pickle written with torch.save): "
+                        f"{type(exc).__name__}: {exc}") from None
     expected = f"a tuple ({names[0]}, {names[1]}) of two uint8 tensors of shape N x C x H x W"
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         got = f"a {type(obj).__name__}" + (f" of length {len(obj)}" if isinstance(obj, (tuple, list, dict)) else "")
@@ -38,7 +44,8 @@ def load_tensor_pair(path: str | Path, what: str, names: tuple[str, str]) -> tup
         if not isinstance(t, torch.Tensor):
             raise DataError(f"{what} file {path}: {name} is a {type(t).__name__}; expected {expected}")
         if t.dtype != torch.uint8:
-            raise DataError(f"{what} file {path}: {name} has dtype {t.dtype}; expected uint8 values 0..255")
+            raise DataError(f"{what} file {path}: {name} has dtype {t.dtype}{_value_range(t)}; expected uint8 "
+                            f"tensors (8-bit pixel values 0..255). {_uint8_advice(t)}")
         if t.dim() != 4 or t.shape[1] not in (1, 3) or t.shape[0] == 0:
             raise DataError(f"{what} file {path}: {name} has shape {tuple(t.shape)}; expected N x C x H x W "
                             f"with N >= 1 and C = 1 or 3")
@@ -46,6 +53,33 @@ def load_tensor_pair(path: str | Path, what: str, names: tuple[str, str]) -> tup
         raise DataError(f"{what} file {path}: {names[0]} {tuple(a.shape)} and {names[1]} {tuple(b.shape)} "
                         f"differ in shape; each image needs its partner")
     return a.contiguous(), b.contiguous()
+
+
+def _value_range(t: torch.Tensor) -> str:
+    if t.numel() == 0 or t.dtype == torch.bool or t.is_complex():
+        return ""
+    values = t.detach().double()
+    nan = " and NaN" if values.isnan().any() else ""
+    finite = values[values.isfinite()]
+    if finite.numel() == 0:
+        return f" and no finite values{nan}"
+    return f" and values from {finite.min().item():g} to {finite.max().item():g}{nan}"
+
+
+def _uint8_advice(t: torch.Tensor) -> str:
+    """How to convert, or why it is refused: values outside 0..255 are not silently clipped or rescaled."""
+    if t.numel() == 0 or t.dtype == torch.bool or t.is_complex():
+        return "Save the images as uint8."
+    values = t.detach().double()
+    if not values.isfinite().all():
+        return "It holds NaN or infinite values: it is not an image; refused."
+    low, high = values.min().item(), values.max().item()
+    if low < 0 or high > 255:
+        return ("Values outside 0..255 are not 8-bit pixels (and rescaling them by guess would change the noise "
+                "level): refused. Save the original 8-bit images as uint8 tensors")
+    if t.is_floating_point() and high <= 1:
+        return "The values look like [0, 1] floats: save (x * 255).round().to(torch.uint8)"
+    return "Convert with x.round().to(torch.uint8) before torch.save"
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -73,7 +107,8 @@ def read_image_file(path: Path, channels: int) -> torch.Tensor:
             else:
                 array = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
-        raise DataError(f"image {path} cannot be read: {exc}") from None
+        raise DataError(f"image {path} cannot be read ({exc}): it is truncated, corrupt or not an image in a "
+                        f"format Pillow decodes; replace it or remove it from the folder") from None
     return _to_chw(array, channels)
 
 
