@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import warnings
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,6 +52,8 @@ def quiet_lightning() -> None:
     """Lightning adds its own console handler and also propagates to the root logger that Hydra set up,
     so every line would print twice: keep Hydra's (it also writes the run's log file). Drop its
     advertising tips."""
+    # a deprecation inside Lightning itself, printed once per run: nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     package = logging.getLogger("lightning")
     if logging.getLogger().hasHandlers():
         for handler in list(package.handlers):
