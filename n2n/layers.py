@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from n2n.errors import ConfigError
+from n2n.registry import build_from_registry
 
 ActivationFactory = Callable[[], nn.Module]
 NormFactory = Callable[[int], nn.Module]
@@ -30,22 +30,11 @@ NORMS: dict[str, Callable[..., NormFactory | None]] = {
 }
 
 
-def _build(registry: Mapping[str, Callable[..., Any]], cfg: Mapping[str, Any], what: str):
-    options = dict(cfg)
-    name = options.pop("name", None)
-    if name not in registry:
-        raise ConfigError(f"{what}.name={name!r} is not known; choose one of: {', '.join(sorted(registry))}")
-    try:
-        return registry[name](**options)
-    except TypeError as exc:
-        raise ConfigError(f"{what} '{name}' does not take the options {sorted(options)}: {exc}") from None
-
-
 def make_activation(cfg: Mapping[str, Any]) -> ActivationFactory:
     """`{"name": "leaky_relu", "negative_slope": 0.1}` -> a zero-argument factory of the activation."""
-    return _build(ACTIVATIONS, cfg, "model.activation")
+    return build_from_registry(ACTIVATIONS, cfg, "model.activation")
 
 
 def make_norm(cfg: Mapping[str, Any]) -> NormFactory | None:
     """`{"name": "batch"}` -> a factory taking the channel count; `{"name": "none"}` -> None."""
-    return _build(NORMS, cfg, "model.norm")
+    return build_from_registry(NORMS, cfg, "model.norm")

@@ -9,7 +9,6 @@ Losses are computed in float32: under mixed precision the L0 loss's `eps` (1e-8)
 """
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from n2n.errors import ConfigError
+from n2n.registry import build_from_registry
 
 
 class Loss(nn.Module):
@@ -114,15 +114,4 @@ LOSSES: dict[str, type[Loss]] = {m.name: m for m in (L2Loss, L1Loss, L0Loss)}
 
 def build_loss(cfg: Mapping[str, Any]) -> Loss:
     """`{"name": "l0", "eps": 1e-8}` -> the loss module; any bad name, key or value raises ConfigError."""
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"loss must be a mapping with a 'name', got {cfg!r}")
-    options = dict(cfg)
-    name = options.pop("name", None)
-    if name not in LOSSES:
-        raise ConfigError(f"loss.name={name!r} is not known; choose one of: {', '.join(sorted(LOSSES))}")
-    allowed = inspect.signature(LOSSES[name]).parameters
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        taken = ", ".join(allowed) or "no options"
-        raise ConfigError(f"loss.{unknown[0]} is not an option of loss '{name}'; it takes: {taken}")
-    return LOSSES[name](**options)
+    return build_from_registry(LOSSES, cfg, "loss")

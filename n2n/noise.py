@@ -9,7 +9,6 @@ trains blind denoisers. Levels are sampled as tensors on the batch's device so t
 """
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import random
@@ -22,6 +21,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from n2n.errors import ConfigError
+from n2n.registry import build_from_registry
 
 
 class Level:
@@ -272,14 +272,4 @@ NOISE_MODELS: dict[str, type[NoiseModel]] = {
 
 def build_noise(cfg: Mapping[str, Any]) -> NoiseModel:
     """`{"name": "gaussian", "sigma": 25}` -> the noise model; any bad name, key or value raises ConfigError."""
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"noise must be a mapping with a 'name', got {cfg!r}")
-    options = dict(cfg)
-    name = options.pop("name", None)
-    if name not in NOISE_MODELS:
-        raise ConfigError(f"noise.name={name!r} is not known; choose one of: {', '.join(sorted(NOISE_MODELS))}")
-    allowed = inspect.signature(NOISE_MODELS[name]).parameters
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ConfigError(f"noise.{unknown[0]} is not an option of noise '{name}'; it takes: {', '.join(allowed)}")
-    return NOISE_MODELS[name](**options)
+    return build_from_registry(NOISE_MODELS, cfg, "noise")

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 
 from n2n.errors import ConfigError
+from n2n.registry import build_from_registry
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
@@ -84,14 +85,7 @@ SCHEDULES: dict[str, Callable[..., Callable[[float], float] | None]] = {
 
 def lr_factor(cfg: Mapping[str, Any]) -> Callable[[float], float] | None:
     """The learning-rate multiplier as a function of training progress in [0, 1], or None for constant."""
-    options = dict(cfg or {"name": "none"})
-    name = options.pop("name", None)
-    if name not in SCHEDULES:
-        raise ConfigError(f"scheduler.name={name!r} is not known; choose one of: {', '.join(SCHEDULES)}")
-    try:
-        return SCHEDULES[name](**options)
-    except TypeError as exc:
-        raise ConfigError(f"scheduler={name}: bad options {sorted(options)}: {exc}") from None
+    return build_from_registry(SCHEDULES, cfg or {"name": "none"}, "scheduler")
 
 
 def build_scheduler(cfg: Mapping[str, Any], optimizer: torch.optim.Optimizer, total_steps: int):

@@ -74,3 +74,14 @@ def run_entry(args: list[str], timeout: int = 300) -> subprocess.CompletedProces
 #: Overrides that make a training run take seconds on a CPU.
 TINY = ["trainer.accelerator=cpu", "trainer.max_epochs=2", "data.steps_per_epoch=4", "data.batch_size=4",
         "trainer.log_every_n_steps=2", "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false"]
+
+
+def save_checkpoint(path, net) -> None:
+    """A checkpoint as training writes it: the network under `net.` and the model config."""
+    torch.save({
+        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+        "hyper_parameters": {"config": {"model": {
+            "in_channels": net.in_channels, "out_channels": net.out_channels,
+            "activation": {"name": "leaky_relu", "negative_slope": 0.1}, "norm": {"name": "none"},
+        }}},
+    }, path)

@@ -9,21 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import save_checkpoint
 from n2n import denoise
 from n2n.export import export_onnx
 from n2n.image_io import read_image, write_image
 from n2n.unet import UNet
-
-
-def save_checkpoint(path, net: UNet) -> None:
-    """A checkpoint as training writes it: the network under `net.` and the model config."""
-    torch.save({
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        "hyper_parameters": {"config": {"model": {
-            "in_channels": net.in_channels, "out_channels": net.out_channels,
-            "activation": {"name": "leaky_relu", "negative_slope": 0.1}, "norm": {"name": "none"},
-        }}},
-    }, path)
 
 
 def n2n(*argv: str) -> int:

@@ -6,23 +6,12 @@ import argparse
 import pytest
 import torch
 
+from conftest import save_checkpoint
 from n2n.denoise import run_export
 from n2n.errors import CheckpointError
 from n2n.export import OnnxRunner, export_onnx, max_abs_diff
 from n2n.inference import TorchRunner, denoise_tensor
 from n2n.unet import UNet
-
-
-def save_checkpoint(path, net: UNet) -> None:
-    """A checkpoint as training writes it: the network under `net.` and the model config."""
-    torch.save({
-        "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-        "hyper_parameters": {"config": {"model": {
-            "in_channels": net.in_channels, "out_channels": net.out_channels,
-            "activation": {"name": "leaky_relu", "negative_slope": 0.1}, "norm": {"name": "none"},
-        }}},
-    }, path)
-
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):

@@ -72,5 +72,5 @@ def test_unknown_activation_or_norm_is_refused_with_choices():
         build_unet({"activation": {"name": "tanhh"}})
     with pytest.raises(ConfigError, match="model.norm"):
         build_unet({"norm": {"name": "group"}})
-    with pytest.raises(ConfigError, match="does not take"):
+    with pytest.raises(ConfigError, match="model.activation.slope is not an option"):
         build_unet({"activation": {"name": "relu", "slope": 2}})
