@@ -125,3 +125,25 @@ def test_too_small_images_and_channel_mismatch(tmp_path, image_dirs, ee559_files
                                    "channels": 1}, "noise": NOISE})
     with pytest.raises(DataError, match="3-channel images but data.channels=1"):
         grey.setup("fit")
+
+
+def test_resumed_data_parallel_processes_draw_different_batches(image_dirs):
+    """A checkpoint holds process 0's generator only; the other processes must not replay its batches."""
+    from types import SimpleNamespace
+
+    def process(rank, state):
+        dm = N2NDataModule(folder_config(*image_dirs))
+        dm.trainer = SimpleNamespace(global_rank=rank, global_step=5,
+                                     strategy=SimpleNamespace(root_device=torch.device("cpu")))
+        dm.setup("fit")
+        dm.load_state_dict(state)
+        return dm.draw_train_batch(torch.device("cpu"))[0]
+
+    first = N2NDataModule(folder_config(*image_dirs))
+    first.setup("fit")
+    first.draw_train_batch(torch.device("cpu"))
+    state = first.state_dict()
+    expected = first.draw_train_batch(torch.device("cpu"))[0]
+    assert torch.equal(process(0, state), expected)  # process 0 continues exactly
+    assert not torch.equal(process(1, state), expected)
+    assert torch.equal(process(1, state), process(1, state))  # and the others reseed deterministically

@@ -219,9 +219,16 @@ class N2NDataModule(L.LightningDataModule):
     def generator(self, device: torch.device) -> torch.Generator:
         if self._generator is None or self._generator.device != device:
             # each process of a data-parallel run draws its own batches
-            self._generator = torch.Generator(device=device).manual_seed(self.seed + 7919 * self._rank())
+            rank = self._rank()
+            self._generator = torch.Generator(device=device).manual_seed(self.seed + 7919 * rank)
             if self._generator_state is not None:
-                self._generator.set_state(self._generator_state)
+                if rank == 0:
+                    self._generator.set_state(self._generator_state)
+                else:
+                    # a checkpoint holds process 0's generator only: the other processes of a resumed
+                    # data-parallel run reseed from the step, so that they do not all draw process 0's batches
+                    step = getattr(self.trainer, "global_step", 0)
+                    self._generator.manual_seed(self.seed + 7919 * rank + 1_000_003 * (step + 1))
                 self._generator_state = None
         return self._generator
 
