@@ -13,6 +13,7 @@ from conftest import save_checkpoint
 from n2n import denoise
 from n2n.export import export_onnx
 from n2n.image_io import read_image, write_image
+from n2n.inference import fast_bf16
 from n2n.unet import UNet
 
 
@@ -144,7 +145,7 @@ def test_onnx_model_gives_the_same_output_as_the_checkpoint(ckpt, inputs, tmp_pa
     from n2n.checkpoint import load_unet
 
     onnx_path = export_onnx(load_unet(ckpt), tmp_path / "model.onnx")
-    assert n2n("denoise", ckpt, inputs / "good.png", "-o", tmp_path / "a") == 0
+    assert n2n("denoise", ckpt, inputs / "good.png", "-o", tmp_path / "a", "--precision", "fp32") == 0
     assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "b") == 0
     a = read_image(tmp_path / "a" / "good.png")[0].astype(int)
     b = read_image(tmp_path / "b" / "good.png")[0].astype(int)
@@ -179,3 +180,29 @@ def test_bad_checkpoint_is_reported(inputs, tmp_path, capsys):
 def test_export_subcommand(ckpt, tmp_path):
     assert n2n("export", ckpt, tmp_path / "m.onnx") == 0
     assert (tmp_path / "m.onnx").stat().st_size > 1_000_000  # the weights are in the file
+
+
+def test_precision_option(ckpt, inputs, tmp_path, capsys):
+    src = inputs / "good.png"
+    for precision in ("fp32", "bf16", "auto"):
+        assert n2n("denoise", ckpt, src, "-o", tmp_path / precision, "--device", "cpu", "--precision", precision) == 0
+    a, b = (read_image(tmp_path / p / "good.png")[0].astype(int) for p in ("fp32", "bf16"))
+    assert a.shape == b.shape == (40, 50, 3)
+    diff = np.abs(a - b)
+    assert diff.max() > 0, "--precision bf16 ran in float32"
+    # random weights (the test checkpoint) amplify rounding: measured 7 levels at most, 0.65 on average
+    assert diff.mean() <= 1 and diff.max() <= 12
+    auto = read_image(tmp_path / "auto" / "good.png")[0].astype(int)
+    assert np.array_equal(auto, b if fast_bf16("cpu") else a), "auto must pick bf16 exactly where it is native"
+    with pytest.raises(SystemExit):
+        n2n("denoise", ckpt, src, "-o", tmp_path / "x", "--precision", "fp16")
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bf16_is_refused_for_onnx_models(ckpt, inputs, tmp_path, capsys):
+    from n2n.checkpoint import load_unet
+
+    onnx_path = export_onnx(load_unet(ckpt), tmp_path / "model.onnx")
+    assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "out", "--precision", "bf16") == 2
+    assert "ONNX models run in fp32" in capsys.readouterr().err
+    assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "out", "--precision", "auto") == 0

@@ -144,8 +144,8 @@ def test_config_in_a_checkpoint_cannot_name_objects(tmp_path):
     ckpt["hyper_parameters"]["config"] = config
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError, match=r"target.ckpt holds a model config that n2n cannot build: "
-                                              r"model.activation 'leaky_relu' does not take the options "
-                                              r"\['_target_', 'command'\]"):
+                                              r"model.activation._target_ is not an option of model.activation "
+                                              r"'leaky_relu'; it takes: negative_slope"):
         load_unet(path)
     assert not (ROOT / "pwned").exists()
 

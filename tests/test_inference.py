@@ -1,4 +1,4 @@
-"""Whole-image and tiled inference: sizes, seams, memory bound, runners."""
+"""Whole-image and tiled inference: sizes, seams, memory bound, runners, bf16 precision."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,11 +10,15 @@ from n2n.inference import (
     DEFAULT_OVERLAP,
     RECEPTIVE_REACH,
     TorchRunner,
+    as_runner,
     check_tiling,
+    crop_padded,
     denoise_tensor,
+    fast_bf16,
+    resolve_precision,
     tile_windows,
 )
-from n2n.unet import UNet
+from n2n.unet import UNet, pad_to_multiple
 
 ONE_LEVEL = 1 / 255
 
@@ -168,3 +172,70 @@ def test_runner_may_be_any_callable_and_output_is_clamped():
     y = denoise_tensor(lambda t: 2 * t - 0.5, x, tile=32, overlap=0)
     assert y.min() == 0 and y.max() == 1
     assert torch.allclose(y, (2 * x - 0.5).clamp(0, 1))
+
+
+# ------------------------------------------------------------------------------------------ padding
+
+
+@pytest.mark.parametrize("h, w", [(200, 300), (40, 70), (5, 9), (64, 96), (33, 64)])
+def test_crop_padded_equals_a_crop_of_the_padded_image(h, w):
+    """Tiles are padded one by one instead of padding the whole image: the pixels must be the same."""
+    x = torch.rand(2, 3, h, w)
+    full = pad_to_multiple(x)
+    hp, wp = full.shape[-2:]
+    for y0, y1, x0, x1 in [(0, hp, 0, wp), (hp - 32, hp, wp - 32, wp), (0, 32, wp - 32, wp),
+                           (hp - 32, hp, 0, min(64, wp)), (0, min(64, hp), 0, min(64, wp))]:
+        assert torch.equal(crop_padded(x, y0, y1, x0, x1), full[..., y0:y1, x0:x1]), (y0, y1, x0, x1)
+
+
+# ---------------------------------------------------------------------------------------- precision
+
+
+def test_precision_names_and_auto(monkeypatch):
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16")
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+    assert resolve_precision("auto") == ("bf16" if fast_bf16("cpu") else "fp32")
+    # auto follows the CPU's bf16 hardware
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_f": True, "amx_bf16": True})
+    assert resolve_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    assert resolve_precision("auto", "cpu") == "fp32"
+
+
+def test_bf16_runner_leaves_the_network_alone(random_net):
+    runner = TorchRunner(random_net, precision="bf16")
+    assert runner.precision == "bf16"
+    dtypes = [p.dtype for p in runner.model.parameters()]
+    assert dtypes.count(torch.bfloat16) == len(dtypes) - 2  # all but the last convolution's weight and bias
+    assert dtypes[0] == torch.bfloat16 and dtypes[-1] == torch.float32
+    assert all(p.dtype == torch.float32 for p in random_net.parameters())
+    y = runner(torch.rand(1, 3, 32, 64))
+    assert y.dtype == torch.float32 and y.shape == (1, 3, 32, 64)
+
+
+def test_bf16_agrees_with_fp32_on_a_fitted_net(fitted_net):
+    clean, x = realistic(160, 224, seed=6)
+    fp32 = denoise_tensor(fitted_net, x)
+    bf16 = denoise_tensor(fitted_net, x, precision="bf16")
+    diff = (bf16 - fp32).abs()
+    assert diff.max() > 0, "the bf16 path ran in float32"
+    assert diff.mean() <= 0.5 * ONE_LEVEL and diff.max() <= 4 * ONE_LEVEL  # measured: 0.32/255 and 2.1/255
+    mse32, mse16 = F.mse_loss(fp32, clean).item(), F.mse_loss(bf16, clean).item()
+    assert abs(10 * np.log10(mse32 / mse16)) < 0.05  # the same PSNR to 0.05 dB
+
+
+def test_bf16_tiled_equals_bf16_whole(fitted_net):
+    _, x = realistic(200, 300, seed=7)
+    runner = TorchRunner(fitted_net, precision="bf16")
+    whole = denoise_tensor(runner, x)
+    tiled = denoise_tensor(runner, x, tile=288, overlap=DEFAULT_OVERLAP, batch=2)
+    assert (tiled - whole).abs().max() <= ONE_LEVEL
+
+
+def test_a_runner_refuses_another_explicit_precision(random_net):
+    runner = TorchRunner(random_net, precision="fp32")
+    assert as_runner(runner, "auto") is runner and as_runner(runner, "fp32") is runner
+    with pytest.raises(ValueError, match="runs in fp32"):
+        denoise_tensor(runner, torch.rand(1, 3, 32, 32), precision="bf16")
