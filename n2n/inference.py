@@ -9,7 +9,7 @@ Precision: `TorchRunner(net, precision="bf16")` runs a channels-last bfloat16 co
 bfloat16 inputs; only the last convolution stays float32, so that the output values are not rounded to
 bf16's 8 significant bits (input pixels are: at most 0.5/255 on 8-bit images, far below the noise). On
 CPUs with AMX or AVX512-BF16, oneDNN makes this several times faster than float32, with half the
-activation memory, at the same PSNR to 0.05 dB (docs/denoise.md, "Speed and memory");
+activation memory, at the same PSNR to 0.05 dB (README, "Speed and memory");
 `precision="auto"` picks it where the hardware has it and float32 elsewhere.
 
 Why tiling reproduces the whole-image result: the U-Net is translation-equivariant only on its 32-pixel

@@ -472,7 +472,7 @@ def check_launch(trainer: L.Trainer) -> None:
         raise N2NError(f"trainer.strategy={trainer.strategy.__class__.__name__} with {trainer.world_size} "
                        f"processes cannot run inside a multirun (-m): Lightning starts the other processes by "
                        f"re-running the command line, so each would run the whole sweep. Run the configurations "
-                       f"one at a time (e.g. a shell loop over single runs), as docs/reliability.md shows")
+                       f"one at a time (e.g. a shell loop over single runs), as the README's 'Several GPUs' section shows")
 
 
 def stopped_early(exc: TrainingInterrupted | DivergenceError, trainer: L.Trainer, run_dir: Path) -> float:

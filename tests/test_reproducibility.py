@@ -14,7 +14,7 @@ VOLATILE = {"train_seconds", "best_checkpoint"}
 
 
 def test_same_seed_same_numbers_in_two_processes(tmp_path, image_dirs, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count in both runs (see docs/reliability.md)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count in both runs (see the README, "Reproducibility and determinism")
     train, val = image_dirs
     runs = []
     for name in ("a", "b"):

@@ -59,7 +59,7 @@ def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("table1")
     train, val = make_ee559(root / "data", n_train=32, n_val=8)
     storage = f"sqlite:///{root / 'study.db'}"
-    # As docs/experiments.md says: create the study first (`optuna create-study ...`); two processes that both
+    # As the README says: create the study first (`optuna create-study ...`); two processes that both
     # find no database would race to create its tables.
     import optuna
 
