@@ -478,7 +478,8 @@ def check_launch(trainer: L.Trainer) -> None:
 def stopped_early(exc: TrainingInterrupted | DivergenceError, trainer: L.Trainer, run_dir: Path) -> float:
     """What `run` does when a signal or a divergence stopped training: a signal ends the process with exit
     code 128 + signal number; a divergence is an error in a single run (exit code 2) and, in a multirun, a
-    failed job whose value is NaN (Optuna records the trial as failed and the sweep goes on)."""
+    failed job: NaN for Hydra's sweepers; for Optuna a FAIL trial where max_failure_rate allows, else the
+    direction's worst value (the sweep goes on either way)."""
     import json
     import sys
 
@@ -494,11 +495,32 @@ def stopped_early(exc: TrainingInterrupted | DivergenceError, trainer: L.Trainer
         if not trainer.is_global_zero:  # the first process reports; the others leave quietly
             raise SystemExit(2) from None
         raise exc
+    if optuna_records_failures():
+        if trainer.is_global_zero:
+            print(f"train.py: error: {exc}\ntrain.py: Optuna records this trial as failed; the search goes on",
+                  file=sys.stderr, flush=True)
+        raise TrialFailed(str(exc)) from None
     value, meaning = diverged_job_value()
     if trainer.is_global_zero:
         print(f"train.py: error: {exc}\ntrain.py: this job returns {value} ({meaning}); the sweep goes on",
               file=sys.stderr, flush=True)
     return value
+
+
+class TrialFailed(Exception):
+    """Raised by a diverged job of an Optuna search that tolerates failures: Hydra records the job as failed
+    and the sweeper tells Optuna the trial FAILed (a plain Exception, so the sweep itself goes on)."""
+
+
+def optuna_records_failures() -> bool:
+    """True in an Optuna search whose `hydra.sweeper.max_failure_rate` lets failed trials pass (the search
+    configs set 1.0): there a raised error becomes a FAIL trial instead of ending the search."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not (HydraConfig.initialized() and is_multirun()):
+        return False
+    sweeper = HydraConfig.get().sweeper
+    return "optuna" in str(sweeper.get("_target_", "")).lower() and float(sweeper.get("max_failure_rate", 0)) > 0
 
 
 def diverged_job_value() -> tuple[float, str]:
@@ -507,9 +529,9 @@ def diverged_job_value() -> tuple[float, str]:
     Hydra's basic sweeper stops after the batch if a job raised, so the job returns NaN instead. The Optuna
     sweeper (hydra-optuna-sweeper 1.3.0 with optuna 2.10) crashes on NaN: it retries `study.tell` with state
     FAIL but still passes the NaN value, which Optuna refuses, so the whole search would stop. A raised
-    error is recorded as FAIL but stops the search unless hydra.sweeper.max_failure_rate > 0. So under
-    Optuna a diverged trial gets the worst possible value for the study's direction: the search goes on and
-    its sampler learns that the region diverges (Optuna's samplers ignore failed trials)."""
+    error is recorded as FAIL but stops the search unless hydra.sweeper.max_failure_rate > 0 (then
+    `optuna_records_failures` applies instead). Otherwise a diverged trial gets the worst possible value for
+    the study's direction: the search goes on and its sampler learns that the region diverges."""
     from hydra.core.hydra_config import HydraConfig
 
     sweeper = HydraConfig.get().sweeper if HydraConfig.initialized() else {}

@@ -115,21 +115,43 @@ def test_multirun_fails_only_the_diverging_job(tmp_path, image_dirs, single_thre
     assert (sweep / "1" / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_optuna_search_goes_on_after_a_diverging_trial(tmp_path, image_dirs, single_thread_env):
-    """With hydra-optuna-sweeper 1.3.0 a NaN return value would crash the search; a diverged trial gets the
-    worst value for the study's direction instead."""
+def _diverging_optuna_search(tmp_path, image_dirs, sweeper_extra: str):
     train, val = image_dirs
     search = tmp_path / "configs" / "hparams_search"
     search.mkdir(parents=True)
     (search / "diverge_test.yaml").write_text(
         "# @package _global_\n"
         "defaults:\n  - override /hydra/sweeper: optuna\n  - override /hydra/sweeper/sampler: grid\n"
-        "hydra:\n  sweeper:\n    direction: maximize\n    params:\n      optimizer.lr: choice(1000000.0, 0.01)\n")
+        "hydra:\n  sweeper:\n    direction: maximize\n    params:\n      optimizer.lr: choice(1000000.0, 0.01)\n"
+        + sweeper_extra)
     sweep = tmp_path / "sweep"
     result = run_entry(["train.py", "--config-dir", str(tmp_path / "configs"), "-m", "hparams_search=diverge_test",
                         "optimizer=sgd", "data=folder", f"data.train_dir={train}", f"data.val_dir={val}",
-                        "data.crop_size=32", f"hydra.sweep.dir={sweep}", *TINY, "trainer.max_epochs=1"])
+                        "data.crop_size=32", f"hydra.sweep.dir={sweep}", "hydra.sweeper.storage=sqlite:///"
+                        + str(tmp_path / "study.db"), *TINY, "trainer.max_epochs=1"])
     assert result.returncode == 0, result.stderr[-3000:]
+    return sweep, result
+
+
+def test_optuna_records_a_diverging_trial_as_failed_and_goes_on(tmp_path, image_dirs, single_thread_env):
+    """With max_failure_rate > 0 (as hparams_search=seed_table1 sets) the diverged trial is a FAIL trial."""
+    import optuna
+
+    sweep, result = _diverging_optuna_search(tmp_path, image_dirs, "    max_failure_rate: 1.0\n")
+    assert "Optuna records this trial as failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    states = sorted((t.params["optimizer.lr"], t.state.name) for t in study.trials)
+    assert states == [(0.01, "COMPLETE"), (1000000.0, "FAIL")]
+    assert "optimizer.lr: 0.01" in (sweep / "optimization_results.yaml").read_text()
+
+
+def test_optuna_search_goes_on_after_a_diverging_trial(tmp_path, image_dirs, single_thread_env):
+    """Without max_failure_rate a raised error would end the search and a NaN return value would crash
+    hydra-optuna-sweeper 1.3.0; a diverged trial gets the worst value for the study's direction instead."""
+    sweep, result = _diverging_optuna_search(tmp_path, image_dirs, "")
     assert "this job returns -inf" in result.stderr
     results = (sweep / "optimization_results.yaml").read_text()
     assert "optimizer.lr: 0.01" in results and "best_value: -inf" not in results
