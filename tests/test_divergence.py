@@ -121,8 +121,12 @@ def _diverging_optuna_search(tmp_path, image_dirs, sweeper_extra: str):
     search.mkdir(parents=True)
     (search / "diverge_test.yaml").write_text(
         "# @package _global_\n"
-        "defaults:\n  - override /hydra/sweeper: optuna\n  - override /hydra/sweeper/sampler: grid\n"
-        "hydra:\n  sweeper:\n    direction: maximize\n    params:\n      optimizer.lr: choice(1000000.0, 0.01)\n"
+        # a seeded random sampler whose two draws are 0.01 then 1e6 (optuna 2.10); the grid sampler would pick
+        # its order with Python's unseeded `random`, and its study.stop() after a last FAIL trial escapes the
+        # sweeper, which only expects it after a COMPLETE one
+        "defaults:\n  - override /hydra/sweeper: optuna\n  - override /hydra/sweeper/sampler: random\n"
+        "hydra:\n  sweeper:\n    direction: maximize\n    n_trials: 2\n    sampler:\n      seed: 0\n"
+        "    params:\n      optimizer.lr: choice(1000000.0, 0.01)\n"
         + sweeper_extra)
     sweep = tmp_path / "sweep"
     result = run_entry(["train.py", "--config-dir", str(tmp_path / "configs"), "-m", "hparams_search=diverge_test",
