@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import statistics
@@ -38,6 +37,8 @@ import numpy as np
 import torch
 
 from n2n.inference import DEFAULT_TILE, PRECISIONS, TorchRunner, denoise_tensor, fast_bf16, resolve_precision
+from n2n.evaluate import psnr
+from n2n.module import quantize8
 from n2n.noise import GaussianNoise
 
 #: The package's parent folder: the subprocess imports n2n from here, whether or not it is installed.
@@ -84,16 +85,6 @@ class EagerRunner:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.net.forward_aligned(x.to(self.device, torch.float32)).float().cpu()
-
-
-def quantize8(x: torch.Tensor) -> torch.Tensor:
-    """What an 8-bit file holds (as n2n.module.quantize8)."""
-    return x.clamp(0, 1).mul(255).round().div(255)
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-    mse = float(torch.mean((x.double() - y.double()) ** 2))
-    return 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
 
 
 def time_paths(runners: dict[str, Callable], x: torch.Tensor, runs: int, warmup: int = 2) -> dict[str, list[float]]:
