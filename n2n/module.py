@@ -9,6 +9,7 @@ import torch
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from n2n.errors import ConfigError
+from n2n.graphed_step import GraphedStep
 from n2n.losses import build_loss
 from n2n.optim import build_optimizer, build_scheduler, lr_factor
 from n2n.unet import build_unet
@@ -16,7 +17,8 @@ from n2n.visualize import comparison_grid
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-PERF_KEYS = {"channels_last", "compile"}
+COMPILE_MODES_WITH_GRAPHS = ("reduce-overhead", "max-autotune")  # these capture CUDA graphs of their own
+PERF_KEYS = {"channels_last", "compile", "cuda_graph"}
 
 
 def check_perf(cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -30,7 +32,31 @@ def check_perf(cfg: dict[str, Any] | None) -> dict[str, Any]:
         mode = "default"
     if mode not in (False, None, *COMPILE_MODES):
         raise ConfigError(f"perf.compile={mode!r} must be false or one of {', '.join(COMPILE_MODES)}")
-    return {"channels_last": bool(perf.get("channels_last", False)), "compile": mode or False}
+    flags = {}
+    for key in ("channels_last", "cuda_graph"):
+        flags[key] = perf.get(key, False)
+        if not isinstance(flags[key], bool):
+            raise ConfigError(f"perf.{key}={flags[key]!r} must be true or false")
+    if flags["cuda_graph"] and mode in COMPILE_MODES_WITH_GRAPHS:
+        raise ConfigError(f"perf.cuda_graph=true with perf.compile={mode}: that compile mode captures CUDA graphs "
+                          f"of its own; use perf.compile=default or max-autotune-no-cudagraphs with perf.cuda_graph")
+    return {**flags, "compile": mode or False}
+
+
+def check_graph_trainer(trainer: L.Trainer) -> torch.dtype | None:
+    """The autocast dtype of a `perf.cuda_graph` run; refuses the Trainer settings a replayed step cannot honour."""
+    if trainer.world_size > 1:
+        raise ConfigError(f"perf.cuda_graph=true trains on one device (this run has {trainer.world_size} "
+                          f"processes); set perf.cuda_graph=false for data-parallel training")
+    if trainer.accumulate_grad_batches != 1:
+        raise ConfigError(f"perf.cuda_graph=true cannot accumulate gradients (trainer.accumulate_grad_batches="
+                          f"{trainer.accumulate_grad_batches}): the graph zeroes them every step; use a larger "
+                          f"data.batch_size, or perf.cuda_graph=false")
+    precision = str(trainer.precision)
+    if precision.startswith("16"):
+        raise ConfigError(f"perf.cuda_graph=true does not support trainer.precision={precision} (float16 needs "
+                          f"gradient scaling outside the graph); use trainer.precision=bf16-mixed or 32-true")
+    return torch.bfloat16 if precision == "bf16-mixed" else None
 
 
 def quantize8(x: torch.Tensor) -> torch.Tensor:
@@ -54,6 +80,7 @@ class N2NModule(L.LightningModule):
         self.perf = check_perf(config.get("perf"))
         # a plain attribute, not a submodule: registering the alias would store every weight twice
         object.__setattr__(self, "_train_forward", self.net)  # the compiled network after on_fit_start
+        self._graphed_step: GraphedStep | None = None
         self.num_logged_images = int(config.get("log_images", 4))
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
@@ -72,6 +99,13 @@ class N2NModule(L.LightningModule):
             # kept out of the module tree so that checkpoints hold the plain network's parameter names;
             # validation runs eagerly because its image sizes vary (each would trigger a recompile)
             object.__setattr__(self, "_train_forward", torch.compile(self.net, mode=self.perf["compile"]))
+        self._graphed_step = None
+        if self.perf["cuda_graph"]:
+            dtype = check_graph_trainer(self.trainer)
+            self._graphed_step = GraphedStep(self._train_forward, self.loss_fn, list(self.net.parameters()), dtype)
+            if self.device.type != "cuda" and self.trainer.is_global_zero:
+                print(f"perf.cuda_graph=true: the training device is {self.device.type}, not CUDA, so the step "
+                      f"runs eagerly (same code, no graph)", flush=True)
 
     def on_train_start(self) -> None:
         self._total_steps = float(self.trainer.estimated_stepping_batches)
@@ -82,9 +116,31 @@ class N2NModule(L.LightningModule):
             self.loss_fn.set_progress(min(1.0, self.global_step / self._total_steps))
         if self.perf["channels_last"]:
             source = source.contiguous(memory_format=torch.channels_last)
-        loss = self.loss_fn(self._train_forward(source), target)
-        self.log("train/loss", loss, prog_bar=True, batch_size=source.shape[0])
+        if self._graphed_step is not None:
+            loss = self._graphed_step(source, target)  # forward and backward done; Lightning steps the optimiser
+        else:
+            loss = self.loss_fn(self._train_forward(source), target)
+        if self._logs_this_step():
+            self.log("train/loss", loss, prog_bar=True, batch_size=source.shape[0])
         return loss
+
+    def _logs_this_step(self) -> bool:
+        """`self.log` costs more CPU time than a whole graphed step at batch 8; Lightning writes step metrics only
+        every `log_every_n_steps` anyway, so log then, and at the last step of each epoch and of the run."""
+        trainer = self.trainer
+        step = self.global_step + 1
+        return (step % max(1, trainer.log_every_n_steps) == 0 or trainer.is_last_batch
+                or (trainer.max_steps > 0 and step >= trainer.max_steps))
+
+    # With perf.cuda_graph the graph zeroes the gradients and runs backward itself: Lightning must neither
+    # (setting the gradients to None would detach them from the memory the graph writes to).
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self._graphed_step is None:
+            super().backward(loss, *args, **kwargs)
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
+        if self._graphed_step is None:
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
 
     def configure_optimizers(self):
         optimizer = build_optimizer(self.config["optimizer"], self.net.parameters())

@@ -1,0 +1,128 @@
+"""`perf.cuda_graph`: the step whose forward and backward a CUDA graph replays.
+
+On a CPU the same body runs eagerly, so these tests train through the whole path (Lightning's optimiser step
+around it, the schedule, clipping, checkpoints, resume, the divergence guard) and check that it gives the
+numbers of the ordinary step. Only the capture itself needs a CUDA device (tested there when one is present).
+"""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from n2n.errors import ConfigError
+from n2n.graphed_step import GraphedStep
+from n2n.losses import build_loss
+from n2n.module import check_graph_trainer, check_perf
+from n2n.reliability import DivergenceError
+from n2n.unet import UNet
+from test_resume import images, one_thread, run_in_process, tiny  # noqa: F401  (fixtures)
+
+
+def train_twice(tmp_path, overrides):
+    """Final metrics and weights of the same run without and with perf.cuda_graph."""
+    out = []
+    for graph in (False, True):
+        run_dir = tmp_path / f"graph_{graph}"
+        run_in_process([*overrides, f"perf.cuda_graph={str(graph).lower()}"], run_dir)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        weights = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+        out.append((metrics, weights))
+    return out
+
+
+@pytest.mark.parametrize("extra", [
+    ["optimizer=sgd", "optimizer.lr=0.005", "optimizer.momentum=0.9", "scheduler=rampdown"],
+    ["optimizer=adam", "scheduler=cosine", "trainer.gradient_clip_val=0.01", "loss=l0"],
+], ids=["sgd-rampdown", "adam-cosine-clip-l0"])
+def test_graph_path_trains_like_the_ordinary_step(images, one_thread, tmp_path, extra):  # noqa: F811
+    (plain, plain_ckpt), (graphed, graphed_ckpt) = train_twice(tmp_path, [*tiny(*images), *extra])
+    assert graphed["global_step"] == plain["global_step"] == 8
+    for key in ("val_psnr", "train_loss", "val_ssim"):
+        assert graphed[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-6), key
+    a, b = plain_ckpt["state_dict"], graphed_ckpt["state_dict"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5) for k in a)
+    # (the ordinary step certainly trains, so equal weights mean the graphed path trains too)
+    # the schedule advanced the same way: Lightning still steps it around the graphed step
+    group_a = plain_ckpt["optimizer_states"][0]["param_groups"][0]
+    lr_b = graphed_ckpt["optimizer_states"][0]["param_groups"][0]["lr"]
+    assert lr_b == pytest.approx(group_a["lr"]) and group_a["lr"] < 0.9 * group_a["initial_lr"]
+
+
+def test_divergence_is_caught_on_the_graph_path(images, one_thread, tmp_path):  # noqa: F811
+    run_dir = tmp_path / "run"
+    with pytest.raises(DivergenceError, match="diverged"):
+        run_in_process([*tiny(*images), "perf.cuda_graph=true", "optimizer=sgd", "optimizer.lr=1e6"], run_dir)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_body_leaves_the_gradients_of_a_fresh_backward():
+    """Gradients are zeroed in place, not accumulated across steps."""
+    torch.manual_seed(0)
+    net = UNet()
+    step = GraphedStep(net, build_loss({"name": "l2"}), list(net.parameters()))
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    for _ in range(3):
+        loss = step(x, y)
+    grads = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad(set_to_none=True)
+    reference = torch.nn.functional.mse_loss(net(x), y)
+    reference.backward()
+    assert loss.item() == pytest.approx(reference.item())
+    assert all(torch.allclose(g, p.grad) for g, p in zip(grads, net.parameters()))
+
+
+@pytest.mark.parametrize("perf, message", [
+    ({"cuda_graph": "yes"}, "perf.cuda_graph='yes' must be true or false"),
+    ({"cuda_graph": True, "compile": "reduce-overhead"}, "captures CUDA graphs of its own"),
+    ({"cuda_graph": True, "compile": "max-autotune"}, "captures CUDA graphs of its own"),
+])
+def test_bad_perf_options_are_refused(perf, message):
+    with pytest.raises(ConfigError, match=message):
+        check_perf(perf)
+    assert check_perf({"cuda_graph": True, "compile": "max-autotune-no-cudagraphs"})["cuda_graph"] is True
+
+
+def test_gradient_accumulation_is_refused_before_training(images, one_thread, tmp_path):  # noqa: F811
+    with pytest.raises(ConfigError, match="cannot accumulate gradients"):
+        run_in_process([*tiny(*images), "perf.cuda_graph=true", "+trainer.accumulate_grad_batches=2"], tmp_path / "run")
+
+
+@pytest.mark.parametrize("settings, answer", [
+    ({"world_size": 2}, "trains on one device"),
+    ({"precision": "16-mixed"}, "does not support trainer.precision=16-mixed"),  # Lightning makes it bf16 on a CPU
+    ({"precision": "bf16-mixed"}, torch.bfloat16),
+    ({"precision": "32-true"}, None),
+    ({"precision": "bf16-true"}, None),  # the weights themselves are bfloat16: nothing to autocast
+])
+def test_trainer_settings_decide_the_graph_autocast(settings, answer):
+    trainer = SimpleNamespace(**{"world_size": 1, "accumulate_grad_batches": 1, "precision": "32-true", **settings})
+    if isinstance(answer, str):
+        with pytest.raises(ConfigError, match=answer):
+            check_graph_trainer(trainer)
+    else:
+        assert check_graph_trainer(trainer) == answer
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the capture needs a CUDA device")
+def test_captured_graph_matches_eager_steps_on_cuda():
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    nets = [UNet().to(dev) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    opts = [torch.optim.SGD(n.parameters(), lr=0.01, momentum=0.9, fused=True) for n in nets]
+    graphed = GraphedStep(nets[1], build_loss({"name": "l2"}), list(nets[1].parameters()))
+    for i in range(8):
+        x, y = torch.rand(4, 3, 32, 32, device=dev), torch.rand(4, 3, 32, 32, device=dev)
+        opts[0].zero_grad()
+        ref = torch.nn.functional.mse_loss(nets[0](x), y)
+        ref.backward()
+        opts[0].step()
+        loss = graphed(x, y)
+        opts[1].step()
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-4)
+    assert graphed.captured
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-4)
