@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from n2n.errors import DataError
+from n2n.training_clock import time_to_psnr
 
 #: Overrides that repeat a choice rather than make a new one: runs differing only here are averaged.
 REPEAT_KEYS = {"seed"}
@@ -39,6 +40,8 @@ def add_parser(subparsers) -> None:
                    help="a multirun or Optuna sweep folder, e.g. outputs/multirun/DATE/TIME")
     p.add_argument("--out", type=Path, metavar="DIR", help="where to write report.md and report.png "
                    "(default: SWEEP_DIR)")
+    p.add_argument("--target-psnr", type=float, metavar="DB", help="add a column: training seconds (validation "
+                   "excluded) until val/psnr first reached DB at a validation")
     p.set_defaults(func=run)
 
 
@@ -142,6 +145,16 @@ class Group:
         # by hand: statistics.stdev fails on NaN instead of returning it
         return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (len(v) - 1)), len(v)
 
+    def time_to(self, target: float) -> str:
+        """Training seconds to reach `target` dB, over the runs; says how many never reached it."""
+        times = [time_to_psnr(r.metrics.get("val_history") or [], target) for r in self.runs]
+        missed = sum(t is None for t in times)
+        if missed:
+            return f"not reached by {missed} of {len(times)}"
+        mean = math.fsum(times) / len(times)
+        std = math.sqrt(math.fsum((t - mean) ** 2 for t in times) / (len(times) - 1)) if len(times) > 1 else math.nan
+        return fmt(mean, std, len(times), 0)
+
 
 def group_runs(runs: list[Run]) -> list[Group]:
     """Finished runs grouped by choice, best mean best_val_psnr first (NaN last)."""
@@ -180,13 +193,17 @@ def fmt(mean: float, std: float, n: int, decimals: int) -> str:
     return text if math.isnan(std) else f"{text} ± {std:.{decimals}f}"
 
 
-def markdown_table(groups: list[Group], common: list[str]) -> str:
+def markdown_table(groups: list[Group], common: list[str], target_psnr: float | None = None) -> str:
     head = ["#", "overrides", "runs"] + [title for _, title, _ in COLUMNS]
+    if target_psnr is not None:
+        head.append(f"train s to {target_psnr:g} dB")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if h != "overrides" else "---" for h in head) + "|"]
     for rank, g in enumerate(groups, 1):
         label = " ".join(short(o) for o in g.choice if o not in common) or "(same overrides)"
         cells = [str(rank), f"`{label}`", str(len(g.runs))]
         cells += [fmt(*g.stats(key), decimals) for key, _, decimals in COLUMNS]
+        if target_psnr is not None:
+            cells.append(g.time_to(target_psnr))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -206,7 +223,7 @@ def optuna_summaries(sweep_dir: Path) -> list[str]:
     return lines
 
 
-def render(sweep_dir: Path, runs: list[Run], groups: list[Group]) -> str:
+def render(sweep_dir: Path, runs: list[Run], groups: list[Group], target_psnr: float | None = None) -> str:
     finished = [r for r in runs if r.metrics is not None]
     failed = [r for r in runs if r.metrics is None]
     common = common_overrides(finished)
@@ -217,7 +234,11 @@ def render(sweep_dir: Path, runs: list[Run], groups: list[Group]) -> str:
     if common:
         out += ["Overrides of every run: `" + " ".join(short(o) for o in common) + "`", ""]
     if groups:
-        out += [markdown_table(groups, common), ""]
+        out += [markdown_table(groups, common, target_psnr), ""]
+        if target_psnr is not None:
+            out += [f"Train s to {target_psnr:g} dB: training time without validation until the first validation "
+                    f"at or above {target_psnr:g} dB (validation runs every data.steps_per_epoch steps, so this is "
+                    f"an upper bound).", ""]
     if failed:
         out += ["## Failed or unfinished runs", ""]
         out += [f"- `{r.name}`: {r.problem}; overrides `{' '.join(short(o) for o in r.overrides)}`" for r in failed]
@@ -294,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
     groups = group_runs(runs)
     out = Path(args.out) if args.out else sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    text = render(sweep_dir, runs, groups)
+    text = render(sweep_dir, runs, groups, getattr(args, "target_psnr", None))
     (out / "report.md").write_text(text)
     drawn = plot(runs, groups, out / "report.png")
     print(text.rsplit("![", 1)[0].rstrip())

@@ -23,6 +23,7 @@ from n2n.hparams import log_hparams
 from n2n.module import N2NModule
 from n2n.reliability import (DivergenceError, DivergenceGuard, InterruptCheckpoint, ResumeOptimizerOptions,
                              TrainingInterrupted, check_launch, check_resume, resolve_ckpt_path, stopped_early)
+from n2n.training_clock import TrainingClock
 
 LOGGERS = ("tensorboard", "csv", "none")
 
@@ -106,6 +107,7 @@ def build_callbacks(cfg: Mapping[str, Any], run_dir: Path) -> list[Callback]:
     if cfg.get("interrupt_checkpoint", True):
         callbacks.append(InterruptCheckpoint(run_dir / "checkpoints"))
     callbacks.append(ResumeOptimizerOptions())
+    callbacks.append(TrainingClock())
     return callbacks
 
 
@@ -181,4 +183,8 @@ def summarize(trainer: L.Trainer, seconds: float) -> dict[str, Any]:
     out["best_checkpoint"] = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     out["global_step"] = int(trainer.global_step)
     out["train_seconds"] = round(seconds, 2)
+    clock = next((c for c in trainer.callbacks if isinstance(c, TrainingClock)), None)
+    if clock is not None:  # training alone, without validation; and the PSNR at each validation
+        out["train_seconds_without_validation"] = round(clock.seconds, 2)
+        out["val_history"] = clock.history
     return out

@@ -145,3 +145,21 @@ def test_through_the_n2n_command(sweep, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["report", str(sweep / "nothing")])
     assert exit_.value.code == 2 and "n2n: error: SWEEP_DIR=" in capsys.readouterr().err
+
+
+def test_target_psnr_column_reads_each_runs_validation_history(tmp_path, capsys):
+    """`--target-psnr`: training seconds until the first validation at or above the target, mean over seeds."""
+    sweep = tmp_path / "sweep"
+    history = lambda *points: [{"step": s, "train_seconds": t, "val_psnr": p} for s, t, p in points]  # noqa: E731
+    base = {"best_val_psnr": 31.2, "val_psnr": 31.2, "train_loss": 0.01, "train_seconds": 300}
+    write_run(sweep / "0", ["target=noisy", "seed=0"],
+              {**base, "val_history": history((1000, 40.0, 30.5), (2000, 80.0, 31.05), (3000, 120.0, 31.2))})
+    write_run(sweep / "1", ["target=noisy", "seed=1"],
+              {**base, "val_history": history((1000, 45.0, 31.0), (2000, 90.0, 31.1))})
+    write_run(sweep / "2", ["target=clean", "seed=0"],
+              {**base, "val_history": history((1000, 40.0, 30.2), (2000, 80.0, 30.9))})
+    assert cli(sweep, "--target-psnr", "31") == 0
+    rows = {r[1]: r for r in table_rows((sweep / "report.md").read_text())}
+    assert rows["`target=noisy`"][-1] == f"62 ± {statistics.stdev([80.0, 45.0]):.0f}"
+    assert rows["`target=clean`"][-1] == "not reached by 1 of 1"
+    assert "train s to 31 dB" in capsys.readouterr().out
