@@ -1,11 +1,12 @@
 """Training throughput: the project's real Trainer path against a naive seed-style loop, in one run.
 
     python -m n2n.bench --short            # CPU, under a minute
-    python -m n2n.bench                    # full mode, meant for a GPU
-    python -m n2n.bench --batch-sizes 8 1024 --project trainer.precision=bf16-mixed perf.channels_last=true
+    python -m n2n.bench                    # full mode, meant for a GPU: every preset at batch 8 and 1024
+    python -m n2n.bench --presets graph --batch-sizes 8 --project optimizer.fused=false
 
-The project path is what `train.py` builds (N2NDataModule, N2NModule, lightning.Trainer) on course-format
-data (`data=ee559`, 32x32 RGB pairs of random uint8: content does not change speed). The naive loop is
+The project path is what `train.py` builds (N2NDataModule, N2NModule, lightning.Trainer with n2n's callbacks,
+no progress bar and no logger) on course-format data (`data=ee559`, 32x32 RGB pairs of random uint8: content
+does not change speed), with the speed switches of each preset (PRESETS below). The naive loop is
 written like the seed report's: CPU tensors, a per-item Dataset that flips and swaps each pair, a
 DataLoader, batch 8, fp32, SGD and a `.item()` of the loss every step.
 """
@@ -28,6 +29,15 @@ from n2n.unet import UNet
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 EPOCH_IMAGES = 50_000
+_FAST = ["trainer.precision=bf16-mixed", "perf.channels_last=true"]
+#: Named sets of speed switches; `--project` overrides are added to every preset.
+PRESETS = {
+    "plain": [],                                    # train.py's defaults: fp32, eager
+    "bf16": _FAST,                                  # bf16 autocast and channels-last
+    "graph": [*_FAST, "perf.cuda_graph=true"],      # + forward and backward replayed as one CUDA graph
+    "compiled": [*_FAST, "perf.cuda_graph=true", "perf.compile=max-autotune-no-cudagraphs"],
+}
+DEFAULT_PRESETS = {"cuda": ["plain", "graph", "compiled"], "cpu": ["plain", "bf16"]}
 
 
 def _sync(device: torch.device) -> None:
@@ -119,7 +129,7 @@ def project_config(train_pkl: Path, batch: int, overrides: list[str]) -> dict[st
 def project_loop(config: dict[str, Any], steps: int, warmup: int, device: torch.device) -> dict[str, Any]:
     """Images/s of the project's own training path, as train.py builds it."""
     from n2n.data.datamodule import N2NDataModule
-    from n2n.train import build_trainer, quiet_lightning
+    from n2n.train import build_callbacks, build_trainer, quiet_lightning
 
     quiet_lightning()
     torch.manual_seed(0)
@@ -130,7 +140,10 @@ def project_loop(config: dict[str, Any], steps: int, warmup: int, device: torch.
     timer = _Throughput(warmup)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = build_trainer(config, Path(run_dir), callbacks=[timer], logger=False, enable_checkpointing=False,
+        # n2n's own per-step callbacks (divergence guard, interrupt handler, clock...) are part of the real path;
+        # no checkpoints: nothing is validated here
+        callbacks = [*build_callbacks({**config.get("callbacks", {}), "checkpoint": None}, Path(run_dir)), timer]
+        trainer = build_trainer(config, Path(run_dir), callbacks=callbacks, logger=False, enable_checkpointing=False,
                                 max_steps=warmup + steps, max_epochs=-1, limit_val_batches=0,
                                 num_sanity_val_steps=0, enable_progress_bar=False, accelerator=accelerator,
                                 devices=1)
@@ -155,8 +168,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="project batch sizes (default: 8 1024 on a GPU, 8 32 on a CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    parser.add_argument("--presets", nargs="+", choices=list(PRESETS), default=None,
+                        help="speed switches of the project path: " + "; ".join(
+                            f"{k}: {' '.join(v) or 'none (defaults)'}" for k, v in PRESETS.items())
+                        + " (default: plain graph compiled on a GPU, plain bf16 on a CPU)")
     parser.add_argument("--project", nargs="*", default=[], metavar="OVERRIDE",
-                        help="Hydra overrides for the project path, e.g. trainer.precision=bf16-mixed")
+                        help="Hydra overrides added to every preset, e.g. optimizer.fused=false")
     parser.add_argument("--images", type=int, default=None, help="training pairs in memory (default 50000)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the naive loop (the seed's: 2)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -165,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     gpu = device.type == "cuda"
     batch_sizes = args.batch_sizes or ([8, 1024] if gpu else [8, 32])
+    presets = args.presets or DEFAULT_PRESETS["cuda" if gpu else "cpu"]
     steps = args.steps or (15 if args.short else (1500 if gpu else 100))
     warmup = 5 if args.short else 50
     n = args.images or (2_000 if args.short else EPOCH_IMAGES)
@@ -175,23 +193,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.backends.cudnn.benchmark = True
 
     results: dict[str, Any] = {"machine": machine(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
-                               "mode": "short" if args.short else "full", "project_overrides": args.project}
+                               "mode": "short" if args.short else "full", "project_overrides": args.project,
+                               "presets": {name: PRESETS[name] for name in presets}}
     print(f"{results['machine']}, torch {torch.__version__}, {steps} timed steps", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         train_pkl = Path(tmp) / "train_data.pkl"
         torch.save((a, b), train_pkl)
-        configs = {batch: project_config(train_pkl, batch, args.project) for batch in batch_sizes}
-        N2NModule(configs[batch_sizes[0]])  # refuse bad overrides before timing anything
+        configs = {(name, batch): project_config(train_pkl, batch, [*PRESETS[name], *args.project])
+                   for name in presets for batch in batch_sizes}
+        for config in configs.values():
+            N2NModule(config)  # refuse bad overrides before timing anything
         naive = naive_loop(a, b, steps, warmup, device, workers=args.workers)
         results["naive_bs8"] = {"images_per_s": naive}
         _print_row("naive seed-style loop, batch 8", naive, naive, None)
-        for batch in batch_sizes:
+        for (name, batch), config in configs.items():
             # big batches need fewer steps for a stable figure
-            batch_steps = max(10, steps * 8 // batch) if batch > 8 else steps
-            r = project_loop(configs[batch], batch_steps, warmup, device)
+            batch_steps = max(50 if gpu else 10, steps * 8 // batch) if batch > 8 else steps
+            r = project_loop(config, batch_steps, warmup, device)
             r["ratio_to_naive"] = r["images_per_s"] / naive
-            results[f"project_bs{batch}"] = r
-            _print_row(f"project Trainer, batch {batch}", r["images_per_s"], naive, r["peak_gpu_mib"])
+            results[f"project_{name}_bs{batch}"] = r
+            _print_row(f"project {name}, batch {batch}", r["images_per_s"], naive, r["peak_gpu_mib"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -3,21 +3,23 @@ import json
 
 import pytest
 
-from n2n.bench import main
+from n2n.bench import PRESETS, main
 
 
 def test_short_benchmark_times_both_loops_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     results = main(["--short", "--device", "cpu", "--steps", "2", "--batch-sizes", "4", "--images", "64",
-                    "--workers", "0", "--json", str(out)])
+                    "--workers", "0", "--presets", "plain", "graph", "--json", str(out)])
     saved = json.loads(out.read_text())
     assert saved["mode"] == "short" and saved["machine"].startswith("CPU")
     naive = saved["naive_bs8"]["images_per_s"]
-    project = saved["project_bs4"]
-    assert naive > 0 and project["images_per_s"] > 0
-    assert project["ratio_to_naive"] == pytest.approx(project["images_per_s"] / naive)
-    assert project["peak_gpu_mib"] is None
-    assert results["project_bs4"] == project
+    assert saved["presets"] == {"plain": [], "graph": list(PRESETS["graph"])}
+    for name in ("plain", "graph"):
+        project = saved[f"project_{name}_bs4"]
+        assert naive > 0 and project["images_per_s"] > 0
+        assert project["ratio_to_naive"] == pytest.approx(project["images_per_s"] / naive)
+        assert project["peak_gpu_mib"] is None
+        assert results[f"project_{name}_bs4"] == project
 
 
 def test_bad_project_override_is_refused(tmp_path):
