@@ -81,6 +81,8 @@ class N2NModule(L.LightningModule):
         # a plain attribute, not a submodule: registering the alias would store every weight twice
         object.__setattr__(self, "_train_forward", self.net)  # the compiled network after on_fit_start
         self._graphed_step: GraphedStep | None = None
+        self._pending_loss: torch.Tensor | None = None  # read back once, by the progress bar (below)
+        self._shown_loss: float | None = None
         self.num_logged_images = int(config.get("log_images", 4))
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
@@ -121,8 +123,17 @@ class N2NModule(L.LightningModule):
         else:
             loss = self.loss_fn(self._train_forward(source), target)
         if self._logs_this_step():
-            self.log("train/loss", loss, prog_bar=True, batch_size=source.shape[0])
+            # not prog_bar=True: Lightning would then copy the last logged value to the host after every step,
+            # a device synchronisation per step; the progress bar reads it once per logging step instead
+            self.log("train/loss", loss, batch_size=source.shape[0])
+            self._pending_loss = loss.detach()
         return loss
+
+    def progress_bar_loss(self) -> float | None:
+        """The training loss of the last logging step, as a float (one read-back per logging step)."""
+        if self._pending_loss is not None:
+            self._shown_loss, self._pending_loss = float(self._pending_loss), None
+        return self._shown_loss
 
     def _logs_this_step(self) -> bool:
         """`self.log` costs more CPU time than a whole graphed step at batch 8; Lightning writes step metrics only

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -47,6 +47,18 @@ class LearningRateLogger(Callback):
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             for logger in trainer.loggers:
                 logger.log_metrics({"train/lr": lr}, step=step)
+
+
+class LossProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, showing the training loss that the module reads back once per logging step
+    (see N2NModule.progress_bar_loss) instead of a `prog_bar=True` metric that Lightning reads every step."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        loss = pl_module.progress_bar_loss() if hasattr(pl_module, "progress_bar_loss") else None
+        if loss is not None:
+            metrics["train/loss"] = loss
+        return metrics
 
 
 def quiet_lightning() -> None:
@@ -128,6 +140,9 @@ def build_trainer(config: Mapping[str, Any], run_dir: Path, **extra: Any) -> L.T
     options.setdefault("logger", build_logger(config.get("logger"), run_dir))
     options.setdefault("callbacks", build_callbacks(config.get("callbacks"), run_dir))
     options.update(extra)
+    callbacks = list(options["callbacks"] or [])
+    if options.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        options["callbacks"] = [*callbacks, LossProgressBar()]
     try:
         return L.Trainer(default_root_dir=str(run_dir), **options)
     except (ValueError, TypeError) as exc:  # MisconfigurationException is a ValueError

@@ -126,3 +126,51 @@ def test_captured_graph_matches_eager_steps_on_cuda():
     assert graphed.captured
     for a, b in zip(nets[0].parameters(), nets[1].parameters()):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("graph, progress_bar", [(False, False), (True, False), (True, True)],
+                         ids=["ordinary", "graphed", "graphed-progress-bar"])
+def test_no_host_sync_between_logging_steps(images, one_thread, tmp_path, monkeypatch, graph, progress_bar):  # noqa: F811
+    """Drawing the batch, the step and n2n's callbacks read nothing back from the device, except on the
+    steps where logs are written (every trainer.log_every_n_steps): a GPU then never waits for Python."""
+    import lightning as L
+
+    steps_seen: list[int] = []
+    trainer_ref: list[L.Trainer] = []
+
+    class Watch(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            trainer_ref.append(trainer)
+
+    def spy(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            if trainer_ref and trainer_ref[0].training and not trainer_ref[0].sanity_checking:
+                steps_seen.append(trainer_ref[0].global_step)
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    for name in ("item", "__bool__", "__float__", "__int__", "tolist", "cpu", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, spy(name))
+    every = 5
+    # SGD: PyTorch's CPU Adam reads its step counter with .item() (a CPU tensor: no device sync; on a GPU
+    # the fused Adam keeps it on the device)
+    run_in_process([*tiny(*images, steps=20, epochs=1), f"trainer.log_every_n_steps={every}", "optimizer=sgd",
+                    "optimizer.lr=0.001", f"perf.cuda_graph={str(graph).lower()}",
+                    f"trainer.enable_progress_bar={str(progress_bar).lower()}"], tmp_path / "run", Watch(),
+                   monkeypatch=monkeypatch)
+    assert steps_seen, "the spy saw nothing: it would not see a sync either"
+    assert {s for s in steps_seen if s % every} == set(), sorted(set(steps_seen))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the capture needs a CUDA device")
+@pytest.mark.parametrize("extra", [[], ["trainer.precision=bf16-mixed", "perf.channels_last=true"]],
+                         ids=["fp32", "bf16-channels-last"])
+def test_graph_path_trains_like_the_ordinary_step_on_cuda(images, tmp_path, extra):  # noqa: F811
+    """The whole Lightning path on a GPU: warm-up steps, the capture, replays, validation in between."""
+    overrides = [*tiny(*images), "trainer.accelerator=gpu", "data.steps_per_epoch=8", "optimizer=adam", *extra]
+    (plain, _), (graphed, _) = train_twice(tmp_path, overrides)
+    assert graphed["global_step"] == plain["global_step"] == 16
+    tolerance = 0.05 if extra else 1e-3  # dB; bf16 and cuDNN's algorithm choices differ slightly between runs
+    assert graphed["val_psnr"] == pytest.approx(plain["val_psnr"], abs=tolerance)
