@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from n2n.module import N2NModule
+from n2n.module import N2NModule, resolve_auto_speed
 from n2n.unet import UNet
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -32,12 +32,12 @@ EPOCH_IMAGES = 50_000
 _FAST = ["trainer.precision=bf16-mixed", "perf.channels_last=true"]
 #: Named sets of speed switches; `--project` overrides are added to every preset.
 PRESETS = {
-    "plain": [],                                    # train.py's defaults: fp32, eager
+    "fp32": ["trainer.precision=32-true", "perf.channels_last=false"],  # eager float32, the naive loop's arithmetic
     "bf16": _FAST,                                  # bf16 autocast and channels-last
     "graph": [*_FAST, "perf.cuda_graph=true"],      # + forward and backward replayed as one CUDA graph
     "compiled": [*_FAST, "perf.cuda_graph=true", "perf.compile=max-autotune-no-cudagraphs"],
 }
-DEFAULT_PRESETS = {"cuda": ["plain", "graph", "compiled"], "cpu": ["plain", "bf16"]}
+DEFAULT_PRESETS = {"cuda": ["fp32", "graph", "compiled"], "cpu": ["fp32", "bf16"]}
 
 
 def _sync(device: torch.device) -> None:
@@ -123,7 +123,7 @@ def project_config(train_pkl: Path, batch: int, overrides: list[str]) -> dict[st
         cfg = compose("train", overrides=[
             "data=ee559", f"data.train_path={train_pkl}", f"data.val_path={train_pkl}", f"data.batch_size={batch}",
             "optimizer=sgd", "scheduler=none", "logger=none", *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)
+    return resolve_auto_speed(OmegaConf.to_container(cfg, resolve=True))
 
 
 def project_loop(config: dict[str, Any], steps: int, warmup: int, device: torch.device) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--presets", nargs="+", choices=list(PRESETS), default=None,
                         help="speed switches of the project path: " + "; ".join(
                             f"{k}: {' '.join(v) or 'none (defaults)'}" for k, v in PRESETS.items())
-                        + " (default: plain graph compiled on a GPU, plain bf16 on a CPU)")
+                        + " (default: fp32 graph compiled on a GPU, fp32 bf16 on a CPU)")
     parser.add_argument("--project", nargs="*", default=[], metavar="OVERRIDE",
                         help="Hydra overrides added to every preset, e.g. optimizer.fused=false")
     parser.add_argument("--images", type=int, default=None, help="training pairs in memory (default 50000)")

@@ -1,6 +1,7 @@
 """The LightningModule: U-Net, loss against the target, PSNR/SSIM on validation, clamp-to-[0,1] prediction."""
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -10,6 +11,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from n2n.errors import ConfigError
 from n2n.graphed_step import GraphedStep
+from n2n.inference import fast_bf16
 from n2n.losses import build_loss
 from n2n.optim import build_optimizer, build_scheduler, lr_factor
 from n2n.unet import build_unet
@@ -19,6 +21,28 @@ from n2n.visualize import comparison_grid
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 COMPILE_MODES_WITH_GRAPHS = ("reduce-overhead", "max-autotune")  # these capture CUDA graphs of their own
 PERF_KEYS = {"channels_last", "compile", "cuda_graph"}
+
+
+def training_device(trainer_cfg: dict[str, Any] | None) -> torch.device:
+    """The device `trainer.accelerator` will train on (Lightning's `auto` picks CUDA where there is one)."""
+    accelerator = str((trainer_cfg or {}).get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def resolve_auto_speed(config: dict[str, Any]) -> dict[str, Any]:
+    """Decides `trainer.precision=auto` and `perf.channels_last=auto` for the training device, in place:
+    bf16 mixed precision where bfloat16 arithmetic is native (x86 CPUs with AMX-BF16 or AVX512-BF16, CUDA GPUs
+    from Ampere on), float32 elsewhere; channels-last together with bf16 (oneDNN's and cuDNN's fast bf16
+    convolutions want it). The config then records what ran, for checkpoints and `config.yaml`."""
+    trainer = config.get("trainer")
+    if isinstance(trainer, dict) and trainer.get("precision") == "auto":
+        trainer["precision"] = "bf16-mixed" if fast_bf16(training_device(trainer)) else "32-true"
+    perf = config.get("perf")
+    if isinstance(perf, dict) and perf.get("channels_last") == "auto":
+        perf["channels_last"] = str((trainer or {}).get("precision")) == "bf16-mixed"
+    return config
 
 
 def check_perf(cfg: dict[str, Any] | None) -> dict[str, Any]:
@@ -36,7 +60,8 @@ def check_perf(cfg: dict[str, Any] | None) -> dict[str, Any]:
     for key in ("channels_last", "cuda_graph"):
         flags[key] = perf.get(key, False)
         if not isinstance(flags[key], bool):
-            raise ConfigError(f"perf.{key}={flags[key]!r} must be true or false")
+            allowed = "true, false or auto" if key == "channels_last" else "true or false"
+            raise ConfigError(f"perf.{key}={flags[key]!r} must be {allowed}")
     if flags["cuda_graph"] and mode in COMPILE_MODES_WITH_GRAPHS:
         raise ConfigError(f"perf.cuda_graph=true with perf.compile={mode}: that compile mode captures CUDA graphs "
                           f"of its own; use perf.compile=default or max-autotune-no-cudagraphs with perf.cuda_graph")
@@ -70,6 +95,7 @@ class N2NModule(L.LightningModule):
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
+        config = resolve_auto_speed(copy.deepcopy(config))  # train.py has done it already; other callers too?
         self.save_hyperparameters({"config": config})
         self.config = config
         self.net = build_unet(config["model"])
@@ -167,11 +193,15 @@ class N2NModule(L.LightningModule):
     # ---------------------------------------------------------------------------------- validation
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         noisy, clean = batch
-        denoised = quantize8(self.net(noisy))
+        output = self.net(noisy)
         n = noisy.shape[0]
-        self.val_psnr(denoised, clean)
-        self.val_psnr_noisy(quantize8(noisy), clean)
-        self.val_ssim(denoised, clean)
+        # metrics in float32 even under bf16 autocast: bfloat16 cannot hold the 8-bit levels k/255 exactly,
+        # and SSIM's Gaussian filter is a convolution that autocast would run in bfloat16
+        with torch.autocast(self.device.type, enabled=False):
+            denoised = quantize8(output.float())
+            self.val_psnr(denoised, clean)
+            self.val_psnr_noisy(quantize8(noisy), clean)
+            self.val_ssim(denoised, clean)
         self.log("val/psnr", self.val_psnr, prog_bar=True, batch_size=n)
         self.log("val/psnr_noisy", self.val_psnr_noisy, batch_size=n)
         self.log("val/ssim", self.val_ssim, batch_size=n)
@@ -190,4 +220,4 @@ class N2NModule(L.LightningModule):
     # ---------------------------------------------------------------------------------- prediction
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         noisy = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self.net(noisy).clamp(0, 1)
+        return self.net(noisy).float().clamp(0, 1)

@@ -28,6 +28,7 @@ checkpoints are saved, and from which it resumes mid-epoch) and then stop the tr
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
 import signal
@@ -361,8 +362,13 @@ def check_resume(path: str | Path, config: Mapping[str, Any], module: torch.nn.M
     `CheckpointError` for a crafted or corrupt file, a checkpoint of another model, or one without the
     training state a resume needs.
     """
+    from n2n.module import resolve_auto_speed  # (n2n.module does not import this module: no cycle)
+
     ckpt = read_checkpoint(path)  # weights-only unpickler: refuses anything that is not tensors and containers
     trained = training_config(ckpt, path)
+    # compare what ran and what will run, not "auto"
+    trained = resolve_auto_speed(copy.deepcopy(dict(trained)))
+    config = resolve_auto_speed(copy.deepcopy(dict(config)))
     missing = [k for k in ("optimizer_states", "loops", "global_step") if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} cannot resume training: it holds no {', '.join(missing)} "

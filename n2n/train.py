@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError
 from n2n.hparams import log_hparams
-from n2n.module import N2NModule
+from n2n.module import N2NModule, resolve_auto_speed
 from n2n.reliability import (DivergenceError, DivergenceGuard, InterruptCheckpoint, ResumeOptimizerOptions,
                              TrainingInterrupted, check_launch, check_resume, resolve_ckpt_path, stopped_early)
 from n2n.training_clock import TrainingClock
@@ -132,7 +132,7 @@ def _make(cls, options: dict[str, Any], option: str, **fixed):
 
 
 def build_trainer(config: Mapping[str, Any], run_dir: Path, **extra: Any) -> L.Trainer:
-    options = dict(config.get("trainer") or {})
+    options = dict(resolve_auto_speed({"trainer": dict(config.get("trainer") or {})})["trainer"])
     allowed = set(inspect.signature(L.Trainer).parameters)
     unknown = sorted(set(options) - allowed)
     if unknown:
@@ -151,7 +151,7 @@ def build_trainer(config: Mapping[str, Any], run_dir: Path, **extra: Any) -> L.T
 
 def run(cfg: DictConfig) -> float:
     """Train one model; returns the best val/psnr (NaN if validation never ran)."""
-    config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    config = resolve_auto_speed(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True))
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     # `ckpt_path=last` is this run folder's checkpoints/last.ckpt (with hydra.run.dir=RUN: resume RUN in place)

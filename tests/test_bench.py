@@ -9,12 +9,12 @@ from n2n.bench import PRESETS, main
 def test_short_benchmark_times_both_loops_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     results = main(["--short", "--device", "cpu", "--steps", "2", "--batch-sizes", "4", "--images", "64",
-                    "--workers", "0", "--presets", "plain", "graph", "--json", str(out)])
+                    "--workers", "0", "--presets", "fp32", "graph", "--json", str(out)])
     saved = json.loads(out.read_text())
     assert saved["mode"] == "short" and saved["machine"].startswith("CPU")
     naive = saved["naive_bs8"]["images_per_s"]
-    assert saved["presets"] == {"plain": [], "graph": list(PRESETS["graph"])}
-    for name in ("plain", "graph"):
+    assert saved["presets"] == {"fp32": list(PRESETS["fp32"]), "graph": list(PRESETS["graph"])}
+    for name in ("fp32", "graph"):
         project = saved[f"project_{name}_bs4"]
         assert naive > 0 and project["images_per_s"] > 0
         assert project["ratio_to_naive"] == pytest.approx(project["images_per_s"] / naive)
