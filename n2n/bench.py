@@ -206,16 +206,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         naive = naive_loop(a, b, steps, warmup, device, workers=args.workers)
         results["naive_bs8"] = {"images_per_s": naive}
         _print_row("naive seed-style loop, batch 8", naive, naive, None)
+        _save(results, args.json)
         for (name, batch), config in configs.items():
             # big batches need fewer steps for a stable figure
             batch_steps = max(50 if gpu else 10, steps * 8 // batch) if batch > 8 else steps
-            r = project_loop(config, batch_steps, warmup, device)
+            try:
+                r = project_loop(config, batch_steps, warmup, device)
+            except Exception as exc:  # one preset failing (a compiler missing, say) must not lose the others
+                results[f"project_{name}_bs{batch}"] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+                print(f"project {name}, batch {batch}: failed: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+                _save(results, args.json)
+                continue
+            finally:
+                if gpu:
+                    torch.cuda.empty_cache()
             r["ratio_to_naive"] = r["images_per_s"] / naive
             results[f"project_{name}_bs{batch}"] = r
             _print_row(f"project {name}, batch {batch}", r["images_per_s"], naive, r["peak_gpu_mib"])
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+            _save(results, args.json)  # after every row: a run stopped half-way keeps what it measured
     return results
+
+
+def _save(results: dict[str, Any], path: Path | None) -> None:
+    if path is not None:
+        path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def failed(results: dict[str, Any]) -> list[str]:
+    return [name for name, r in results.items() if isinstance(r, dict) and "error" in r]
 
 
 def _print_row(name: str, ips: float, naive: float, peak: float | None) -> None:
@@ -225,4 +243,4 @@ def _print_row(name: str, ips: float, naive: float, peak: float | None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(1 if failed(main()) else 0)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from n2n.errors import ConfigError
+from n2n.errors import ConfigError, N2NError
 
 WARMUP_STEPS = 3  # eager steps before the capture: cuDNN picks its algorithms, autograd and allocators settle
 
@@ -85,6 +85,11 @@ class GraphedStep:
         self._source.copy_(source)
         self._target.copy_(target)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self._loss = self.body(self._source, self._target)
+        try:
+            with torch.cuda.graph(graph):
+                self._loss = self.body(self._source, self._target)
+        except RuntimeError as exc:  # an operation that cannot be captured (a host sync, a CPU tensor...)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise N2NError(f"perf.cuda_graph: capturing the training step as a CUDA graph failed ({first}); "
+                           f"train without it: perf.cuda_graph=false") from exc
         self.graph = graph

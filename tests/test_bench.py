@@ -28,3 +28,23 @@ def test_bad_project_override_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="perf.compile"):
         main(["--short", "--device", "cpu", "--steps", "1", "--batch-sizes", "4", "--images", "32",
               "--project", "perf.compile=fastest"])
+
+
+def test_a_failing_preset_is_reported_and_the_others_still_measured(tmp_path, monkeypatch):
+    import n2n.bench as bench
+
+    original = bench.project_loop
+
+    def flaky(config, *args):
+        if config["perf"]["cuda_graph"]:
+            raise RuntimeError("no compiler here")
+        return original(config, *args)
+
+    monkeypatch.setattr(bench, "project_loop", flaky)
+    out = tmp_path / "bench.json"
+    results = main(["--short", "--device", "cpu", "--steps", "2", "--batch-sizes", "4", "--images", "64",
+                    "--workers", "0", "--presets", "graph", "fp32", "--json", str(out)])
+    assert bench.failed(results) == ["project_graph_bs4"]
+    assert "no compiler here" in results["project_graph_bs4"]["error"]
+    assert results["project_fp32_bs4"]["images_per_s"] > 0
+    assert json.loads(out.read_text()) == results

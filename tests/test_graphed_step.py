@@ -174,3 +174,30 @@ def test_graph_path_trains_like_the_ordinary_step_on_cuda(images, tmp_path, extr
     assert graphed["global_step"] == plain["global_step"] == 16
     tolerance = 0.05 if extra else 1e-3  # dB; bf16 and cuDNN's algorithm choices differ slightly between runs
     assert graphed["val_psnr"] == pytest.approx(plain["val_psnr"], abs=tolerance)
+
+
+def test_a_failed_capture_says_how_to_train_without_the_graph(monkeypatch):
+    from n2n.errors import N2NError
+
+    torch.manual_seed(0)
+    net = UNet()
+    step = GraphedStep(net, build_loss({"name": "l2"}), list(net.parameters()))
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    step(x, y)  # the gradients exist, as after the warm-up steps
+
+    class RefusedCapture:
+        def __init__(self, graph):
+            pass
+
+        def __enter__(self):
+            raise RuntimeError("operation not permitted when stream is capturing\nCUDA kernel errors ...")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", RefusedCapture)
+    with pytest.raises(N2NError, match=r"capturing the training step as a CUDA graph failed \(operation not "
+                                       r"permitted when stream is capturing\); train without it: perf.cuda_graph=false"):
+        step._capture(x, y)
+    assert not step.captured
