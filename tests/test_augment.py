@@ -57,3 +57,16 @@ def test_build_augment_refuses_unknown_options():
         build_augment({"rotate": True})
     with pytest.raises(ConfigError, match="aug.brightness"):
         build_augment({"color": True, "brightness": 1.5})
+
+
+@pytest.mark.parametrize("choice", [{}, {"flip": True}, {"swap": True}, {"flip": True, "swap": True},
+                                    {"flip": True, "swap": True, "color": True}])
+def test_stacked_pairs_get_the_same_transforms_as_separate_images(choice):
+    """`pairs` (what the training batches use: one operation per transform on (N, 2, C, H, W)) draws and
+    applies exactly what `__call__` does on two separate batches."""
+    aug = PairedAugment(**choice)
+    src, tgt = _pair()
+    expected = aug(src, tgt, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    got = aug.jitter_colour(*aug.pairs(torch.stack([src, tgt], 1), g).unbind(1), generator=g)
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])

@@ -121,7 +121,7 @@ class N2NDataModule(L.LightningDataModule):
         self.val_noise = build_noise({**noise_cfg, **val_override})
         self.seed = int(config.get("seed", 0))
         self.train_bank: CropBank | None = None
-        self.train_pairs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.train_stack: torch.Tensor | None = None  # (N, 2, C, H, W) uint8: both noisy copies of each pair
         self.val_pairs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self.val_names: list[str] = []
         self._generator: torch.Generator | None = None
@@ -132,7 +132,7 @@ class N2NDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
         """Reads the files once; safe to call again (Lightning calls it too)."""
-        if stage in (None, "fit") and self.train_bank is None and self.train_pairs is None:
+        if stage in (None, "fit") and self.train_bank is None and self.train_stack is None:
             self._load_train()
         if self.val_pairs is None:
             self._load_val()
@@ -143,7 +143,8 @@ class N2NDataModule(L.LightningDataModule):
             a, b = load_tensor_pair(cfg.get("train_path"), "data.train_path", ("noisy_imgs_1", "noisy_imgs_2"))
             self._check_channels(a, "data.train_path")
             limit = _positive_int(cfg, "train_limit")
-            self.train_pairs = (a[:limit], b[:limit]) if limit else (a, b)
+            # stacked, so that a batch is one gather and each augmentation one operation on both copies
+            self.train_stack = torch.stack([a[:limit], b[:limit]] if limit else [a, b], dim=1)
             return
         if self.source == "folder":
             names, images = load_image_folder(cfg.get("train_dir"), self.channels, "data.train_dir")
@@ -186,13 +187,18 @@ class N2NDataModule(L.LightningDataModule):
 
     # --------------------------------------------------------------------------------------- loaders
     @property
+    def train_pairs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The two noisy copies of course-format data, as views of the stack."""
+        return None if self.train_stack is None else (self.train_stack[:, 0], self.train_stack[:, 1])
+
+    @property
     def num_train(self) -> int:
-        return len(self.train_pairs[0]) if self.train_pairs is not None else len(self.train_bank)
+        return len(self.train_stack) if self.train_stack is not None else len(self.train_bank)
 
     def train_dataloader(self):
         steps = self.steps_per_epoch
         if steps is None:
-            if self.train_pairs is None:
+            if self.train_stack is None:
                 raise ConfigError(f"data={self.source} draws random crops: set data.steps_per_epoch")
             steps = max(1, self.num_train // self.batch_size)  # one pass over the pairs, like the seed
         return _StepCounter(steps)
@@ -236,22 +242,24 @@ class N2NDataModule(L.LightningDataModule):
         """(source, target) float batches in [0, 1], built on `device`."""
         g = self.generator(device)
         n = self.batch_size
-        if self.train_pairs is not None:
-            if self.train_pairs[0].device != device:
-                self.train_pairs = tuple(t.to(device) for t in self.train_pairs)
-            a, b = self.train_pairs
+        if self.train_stack is not None:
+            if self.train_stack.device != device:
+                self.train_stack = self.train_stack.to(device)
+            stack = self.train_stack
             if self._perm is not None and self._perm.device != device:
                 self._perm = self._perm.to(device)
-            if self._perm is None or self._pos + n > len(a):
-                self._perm = torch.randperm(len(a), device=device, generator=g)
+            if self._perm is None or self._pos + n > len(stack):
+                self._perm = torch.randperm(len(stack), device=device, generator=g)
                 self._pos = 0
             idx = self._perm[self._pos: self._pos + n]
             self._pos += n
-            return self.augment(_as_float(a[idx]), _as_float(b[idx]), generator=g)
+            # (float before the flips: PyTorch's CPU `where` is several times slower on uint8)
+            source, target = self.augment.pairs(_as_float(stack[idx]), generator=g).unbind(1)
+            return self.augment.jitter_colour(source, target, generator=g)
         if self.train_bank.flat.device != device:
             self.train_bank.to(device)
-        clean = _as_float(self.train_bank.sample(n, self.crop_size, g))
-        clean, _ = self.augment(clean, clean, generator=g)
+        crops = self.augment.pairs(self.train_bank.sample(n, self.crop_size, g)[:, None], generator=g)
+        clean, _ = self.augment.jitter_colour(*[_as_float(crops[:, 0])] * 2, generator=g)
         source = self.noise(clean, generator=g)
         target = self.noise(clean, generator=g) if self.target == "noisy" else clean
         return source, target
