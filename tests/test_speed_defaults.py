@@ -56,3 +56,20 @@ def test_the_run_records_what_it_used(tmp_path):
     assert saved["perf"]["channels_last"] is (expected == "bf16-mixed")
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["config"]["trainer"]["precision"] == expected
+
+
+def test_progress_bar_redraws_every_few_steps(tmp_path):
+    from omegaconf import OmegaConf
+
+    from n2n.errors import ConfigError
+    from n2n.train import LossProgressBar, build_trainer
+    from test_resume import compose_train
+
+    config = OmegaConf.to_container(compose_train(["trainer.accelerator=cpu"]), resolve=True)
+    bars = [c for c in build_trainer(config, tmp_path).callbacks if isinstance(c, LossProgressBar)]
+    assert len(bars) == 1 and bars[0].refresh_rate == 10
+    config["callbacks"]["progress_bar_refresh_rate"] = 0
+    with pytest.raises(ConfigError, match="callbacks.progress_bar_refresh_rate=0 must be an integer >= 1"):
+        build_trainer(config, tmp_path)
+    config["trainer"]["enable_progress_bar"] = False  # no bar, nothing to check
+    assert not any(isinstance(c, LossProgressBar) for c in build_trainer(config, tmp_path).callbacks)
