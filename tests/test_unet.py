@@ -74,3 +74,19 @@ def test_unknown_activation_or_norm_is_refused_with_choices():
         build_unet({"norm": {"name": "group"}})
     with pytest.raises(ConfigError, match="model.activation.slope is not an option"):
         build_unet({"activation": {"name": "relu", "slope": 2}})
+
+
+def test_init_choices():
+    """`he` (default) scales each convolution for its fan-in and zeroes biases; `torch` keeps PyTorch's smaller
+    default weights and non-zero biases; anything else is refused with the choices."""
+    torch.manual_seed(0)
+    he = build_unet({})
+    torch.manual_seed(0)
+    small = build_unet({"init": "torch"})
+    w_he, w_small = he.dec_conv2b[0].weight, small.dec_conv2b[0].weight
+    fan_in = w_he[0].numel()
+    assert w_he.std().item() == pytest.approx((2 / (1 + 0.1 ** 2) / fan_in) ** 0.5, rel=0.05)
+    assert w_small.std().item() < 0.5 * w_he.std().item()
+    assert torch.count_nonzero(he.dec_conv2b[0].bias) == 0 and torch.count_nonzero(small.dec_conv2b[0].bias) > 0
+    with pytest.raises(ConfigError, match=r"model.init='xavier' is not known; choose one of: he, torch"):
+        build_unet({"init": "xavier"})
