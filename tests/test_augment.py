@@ -62,11 +62,39 @@ def test_build_augment_refuses_unknown_options():
 @pytest.mark.parametrize("choice", [{}, {"flip": True}, {"swap": True}, {"flip": True, "swap": True},
                                     {"flip": True, "swap": True, "color": True}])
 def test_stacked_pairs_get_the_same_transforms_as_separate_images(choice):
-    """`pairs` (what the training batches use: one operation per transform on (N, 2, C, H, W)) draws and
-    applies exactly what `__call__` does on two separate batches."""
+    """`pairs` (what the training batches use: one operation per transform on (N, 2, C, H, W)) applies, image by
+    image, what a plain per-image implementation does with the same draws (swap, flips, hue, brightness)."""
     aug = PairedAugment(**choice)
     src, tgt = _pair()
-    expected = aug(src, tgt, torch.Generator().manual_seed(3))
+    got = aug.pairs(torch.stack([src, tgt], 1), torch.Generator().manual_seed(3)).unbind(1)
     g = torch.Generator().manual_seed(3)
-    got = aug.jitter_colour(*aug.pairs(torch.stack([src, tgt], 1), g).unbind(1), generator=g)
-    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    n = len(src)
+    coins = {k: torch.rand(n, generator=g) < 0.5 for k in ("swap", "flip_w", "flip_h") if
+             (k == "swap" and aug.swap) or (k != "swap" and aug.flip)}
+    if aug.color:
+        angle = (torch.rand(n, generator=g) * 2 - 1) * (2 * torch.pi * aug.hue)
+        gain = 1 + (torch.rand(n, generator=g) * 2 - 1) * aug.brightness
+    for i in range(n):
+        s, t = src[i], tgt[i]
+        if coins.get("swap", torch.zeros(n, dtype=torch.bool))[i]:
+            s, t = t, s
+        for key, dim in (("flip_w", -1), ("flip_h", -2)):
+            if coins.get(key, torch.zeros(n, dtype=torch.bool))[i]:
+                s, t = s.flip(dim), t.flip(dim)
+        if aug.color:
+            c, si = torch.cos(angle[i]), torch.sin(angle[i])
+            a, b, d = c + (1 - c) / 3, (1 - c) / 3 - si / 3 ** 0.5, (1 - c) / 3 + si / 3 ** 0.5
+            m = torch.stack([torch.stack([a, b, d]), torch.stack([d, a, b]), torch.stack([b, d, a])])
+            s, t = (torch.einsum("ij,jhw->ihw", m, x) * gain[i] for x in (s, t))
+        assert torch.allclose(got[0][i], s, atol=1e-6) and torch.allclose(got[1][i], t, atol=1e-6)
+        if not aug.color:
+            assert torch.equal(got[0][i], s) and torch.equal(got[1][i], t)
+
+
+def test_single_images_get_the_flips_of_the_pairs():
+    """K = 1 (clean crops): the same draws as pairs, so a stack of one image follows its pair's first image."""
+    aug = PairedAugment(flip=True, swap=True, color=True)
+    src, _ = _pair()
+    single = aug.pairs(src[:, None], torch.Generator().manual_seed(4))[:, 0]
+    paired = aug.pairs(torch.stack([src, src], 1), torch.Generator().manual_seed(4))[:, 0]
+    assert torch.allclose(single, paired, atol=1e-6)

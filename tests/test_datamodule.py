@@ -74,7 +74,7 @@ def test_ee559_epoch_visits_every_pair_once(ee559_files):
               "aug": {}, "noise": NOISE}
     dm = N2NDataModule(config)
     dm.setup("fit")
-    a, b = dm.train_pairs
+    a, b = dm.train_stack.unbind(1)
     assert len(dm.train_dataloader()) == 8
     seen = []
     for _ in range(8):

@@ -42,41 +42,25 @@ class PairedAugment:
     brightness: float = 0.2   # factor drawn in [1 - brightness, 1 + brightness]
 
     def __call__(self, src: torch.Tensor, tgt: torch.Tensor, generator: torch.Generator | None = None):
-        n, dev = src.shape[0], src.device
-        if self.swap:
-            s = _coin(n, dev, generator)
-            src, tgt = torch.where(s, tgt, src), torch.where(s, src, tgt)
-        if self.flip:
-            for dim in (-1, -2):
-                f = _coin(n, dev, generator)
-                src, tgt = torch.where(f, src.flip(dim), src), torch.where(f, tgt.flip(dim), tgt)
-        return self.jitter_colour(src, tgt, generator)
+        """The transforms on two separate batches of float images (training calls `pairs` on its stack)."""
+        return self.pairs(torch.stack([src, tgt], 1), generator).unbind(1)
 
     def pairs(self, pairs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The swap and flips of `__call__`, with the same random draws, on pairs stacked as (N, 2, C, H, W):
-        one operation per transform instead of one per image of the pair (fewer kernel launches per step). Colour
-        comes after: `jitter_colour`. A stack of single images (N, 1, C, H, W) gets the flips alone."""
+        """The transforms on float images stacked as (N, K, C, H, W): K = 2 for (source, target) pairs, K = 1 for
+        single clean images (the swap is then a no-op, its coin still drawn). One operation per transform for
+        the whole stack, so a batch costs few kernel launches. Draws, in this order: swap, horizontal flip,
+        vertical flip, hue, brightness."""
         n, dev = pairs.shape[0], pairs.device
         if self.swap:
-            s = _coin(n, dev, generator)[:, None]
-            pairs = torch.where(s, pairs.flip(1), pairs)
+            pairs = torch.where(_coin(n, dev, generator)[:, None], pairs.flip(1), pairs)
         if self.flip:
             for dim in (-1, -2):
-                f = _coin(n, dev, generator)[:, None]
-                pairs = torch.where(f, pairs.flip(dim), pairs)
+                pairs = torch.where(_coin(n, dev, generator)[:, None], pairs.flip(dim), pairs)
+        if self.color and pairs.shape[2] == 3:
+            angle = (torch.rand(n, device=dev, generator=generator) * 2 - 1) * (2 * math.pi * self.hue)
+            gain = 1 + (torch.rand(n, 1, 1, 1, 1, device=dev, generator=generator) * 2 - 1) * self.brightness
+            pairs = torch.einsum("nij,nkjhw->nkihw", _rgb_hue_matrix(angle).to(pairs.dtype), pairs) * gain
         return pairs
-
-    def jitter_colour(self, src: torch.Tensor, tgt: torch.Tensor, generator: torch.Generator | None = None):
-        """The same random hue rotation and brightness on both images of each pair (float RGB)."""
-        if not self.color or src.shape[1] != 3:
-            return src, tgt
-        n, dev = src.shape[0], src.device
-        angle = (torch.rand(n, device=dev, generator=generator) * 2 - 1) * (2 * math.pi * self.hue)
-        gain = 1 + (torch.rand(n, 1, 1, 1, device=dev, generator=generator) * 2 - 1) * self.brightness
-        m = _rgb_hue_matrix(angle).to(src.dtype)
-        src = torch.einsum("nij,njhw->nihw", m, src) * gain
-        tgt = torch.einsum("nij,njhw->nihw", m, tgt) * gain
-        return src, tgt
 
 
 def build_augment(cfg: Mapping[str, Any]) -> PairedAugment:

@@ -187,11 +187,6 @@ class N2NDataModule(L.LightningDataModule):
 
     # --------------------------------------------------------------------------------------- loaders
     @property
-    def train_pairs(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The two noisy copies of course-format data, as views of the stack."""
-        return None if self.train_stack is None else (self.train_stack[:, 0], self.train_stack[:, 1])
-
-    @property
     def num_train(self) -> int:
         return len(self.train_stack) if self.train_stack is not None else len(self.train_bank)
 
@@ -254,12 +249,10 @@ class N2NDataModule(L.LightningDataModule):
             idx = self._perm[self._pos: self._pos + n]
             self._pos += n
             # (float before the flips: PyTorch's CPU `where` is several times slower on uint8)
-            source, target = self.augment.pairs(_as_float(stack[idx]), generator=g).unbind(1)
-            return self.augment.jitter_colour(source, target, generator=g)
+            return self.augment.pairs(_as_float(stack[idx]), generator=g).unbind(1)
         if self.train_bank.flat.device != device:
             self.train_bank.to(device)
-        crops = self.augment.pairs(self.train_bank.sample(n, self.crop_size, g)[:, None], generator=g)
-        clean, _ = self.augment.jitter_colour(*[_as_float(crops[:, 0])] * 2, generator=g)
+        clean = self.augment.pairs(_as_float(self.train_bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
         source = self.noise(clean, generator=g)
         target = self.noise(clean, generator=g) if self.target == "noisy" else clean
         return source, target
