@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
 from n2n.module import N2NModule, resolve_auto_speed
+from n2n.training_clock import synchronize
 from n2n.unet import UNet
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -38,11 +39,6 @@ PRESETS = {
     "compiled": [*_FAST, "perf.cuda_graph=true", "perf.compile=max-autotune-no-cudagraphs"],
 }
 DEFAULT_PRESETS = {"cuda": ["fp32", "graph", "compiled"], "cpu": ["fp32", "bf16"]}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class _PairDataset(torch.utils.data.Dataset):
@@ -77,7 +73,7 @@ def naive_loop(a: torch.Tensor, b: torch.Tensor, steps: int, warmup: int, device
     t0 = 0.0
     for step in range(warmup + steps):
         if step == warmup:
-            _sync(device)
+            synchronize(device)
             t0 = time.perf_counter()
         try:
             pair = next(it)
@@ -91,7 +87,7 @@ def naive_loop(a: torch.Tensor, b: torch.Tensor, steps: int, warmup: int, device
         loss.backward()
         opt.step()
         loss.item()  # the seed shows the loss every step
-    _sync(device)
+    synchronize(device)
     return steps * batch / (time.perf_counter() - t0)
 
 
@@ -105,11 +101,11 @@ class _Throughput(Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup and not self.start:
-            _sync(pl_module.device)
+            synchronize(pl_module.device)
             self.start = time.perf_counter()
 
     def on_train_end(self, trainer, pl_module) -> None:
-        _sync(pl_module.device)
+        synchronize(pl_module.device)
         self.end = time.perf_counter()
         self.steps = trainer.global_step - self.warmup
 

@@ -69,6 +69,13 @@ def _per_image(levels: torch.Tensor) -> torch.Tensor:
     return levels.view(-1, 1, 1, 1)
 
 
+def _pixel_mask(x: torch.Tensor, p: Level, generator: torch.Generator | None) -> torch.Tensor:
+    """(N, 1, H, W) booleans: each pixel (all its channels together) chosen with its image's probability p."""
+    b, _, h, w = x.shape
+    per_image = _per_image(p.sample(b, x.device, generator))
+    return torch.rand((b, 1, h, w), device=x.device, generator=generator) < per_image
+
+
 class NoiseModel:
     """Base class: subclasses set `name`, declare their levels in `__init__` and implement `_apply`."""
 
@@ -131,10 +138,7 @@ class BernoulliNoise(NoiseModel):
         self.p = Level("p", p, minimum=0, maximum=1)
 
     def _apply(self, x, generator):
-        b, _, h, w = x.shape
-        p = _per_image(self.p.sample(b, x.device, generator))
-        keep = torch.rand((b, 1, h, w), device=x.device, generator=generator) < p
-        return x * keep
+        return x * _pixel_mask(x, self.p, generator)
 
 
 class ImpulseNoise(NoiseModel):
@@ -146,9 +150,7 @@ class ImpulseNoise(NoiseModel):
         self.p = Level("p", p, minimum=0, maximum=1)
 
     def _apply(self, x, generator):
-        b, _, h, w = x.shape
-        p = _per_image(self.p.sample(b, x.device, generator))
-        hit = torch.rand((b, 1, h, w), device=x.device, generator=generator) < p
+        hit = _pixel_mask(x, self.p, generator)
         colours = torch.rand(x.shape, device=x.device, generator=generator)
         return torch.where(hit, colours, x)
 

@@ -134,16 +134,7 @@ class Group:
         return [float(r.metrics[key]) for r in self.runs if isinstance(r.metrics.get(key), (int, float))]
 
     def stats(self, key: str) -> tuple[float, float, int]:
-        """Mean, sample standard deviation (NaN for one run) and count. A NaN value (a diverged run) makes the
-        mean NaN: it must not be averaged away."""
-        v = self.values(key)
-        if not v:
-            return math.nan, math.nan, 0
-        mean = math.fsum(v) / len(v)
-        if len(v) < 2:
-            return mean, math.nan, 1
-        # by hand: statistics.stdev fails on NaN instead of returning it
-        return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (len(v) - 1)), len(v)
+        return mean_std(self.values(key))
 
     def time_to(self, target: float) -> str:
         """Training seconds to reach `target` dB, over the runs; says how many never reached it."""
@@ -151,9 +142,19 @@ class Group:
         missed = sum(t is None for t in times)
         if missed:
             return f"not reached by {missed} of {len(times)}"
-        mean = math.fsum(times) / len(times)
-        std = math.sqrt(math.fsum((t - mean) ** 2 for t in times) / (len(times) - 1)) if len(times) > 1 else math.nan
-        return fmt(mean, std, len(times), 0)
+        return fmt(*mean_std(times), 0)
+
+
+def mean_std(v: list[float]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (NaN for one value) and count. A NaN value (a diverged run) makes the
+    mean NaN: it must not be averaged away."""
+    if not v:
+        return math.nan, math.nan, 0
+    mean = math.fsum(v) / len(v)
+    if len(v) < 2:
+        return mean, math.nan, 1
+    # by hand: statistics.stdev fails on NaN instead of returning it
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in v) / (len(v) - 1)), len(v)
 
 
 def group_runs(runs: list[Run]) -> list[Group]:

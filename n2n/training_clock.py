@@ -17,9 +17,10 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
 
-def _sync(module: L.LightningModule) -> None:
-    if module.device.type == "cuda":
-        torch.cuda.synchronize(module.device)
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock reading means the work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 class TrainingClock(Callback):
@@ -30,12 +31,12 @@ class TrainingClock(Callback):
 
     def _stop(self, pl_module: L.LightningModule) -> None:
         if self._since is not None:
-            _sync(pl_module)
+            synchronize(pl_module.device)
             self.seconds += time.perf_counter() - self._since
             self._since = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        _sync(pl_module)
+        synchronize(pl_module.device)
         self._since = time.perf_counter()
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -77,7 +77,7 @@ class UNet(nn.Module):
     ):
         super().__init__()
         if init not in INITS:
-            raise ValueError(f"model.init={init!r} is not known; choose one of: {', '.join(INITS)}")
+            raise ConfigError(f"model.init={init!r} is not known; choose one of: {', '.join(INITS)}")
         act = activation or make_activation({"name": "leaky_relu"})
         n, m = in_channels, out_channels
         self.in_channels, self.out_channels = n, m
@@ -147,13 +147,10 @@ class UNet(nn.Module):
 
 def build_unet(cfg: Mapping[str, Any]) -> UNet:
     """Build from the `model` config section: in/out channels, activation, norm and initialisation by name."""
-    init = cfg.get("init", "he")
-    if init not in INITS:
-        raise ConfigError(f"model.init={init!r} is not known; choose one of: {', '.join(INITS)}")
     return UNet(
         in_channels=int(cfg.get("in_channels", 3)),
         out_channels=int(cfg.get("out_channels", 3)),
         activation=make_activation(cfg.get("activation", {"name": "leaky_relu"})),
         norm=make_norm(cfg.get("norm", {"name": "none"})),
-        init=init,
+        init=cfg.get("init", "he"),
     )

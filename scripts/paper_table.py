@@ -149,6 +149,12 @@ def best_checkpoint(run_dir: Path, metrics: dict[str, Any]) -> Path | None:
     return found[-1] if found else None
 
 
+def _failed(result: dict[str, Any], error: str) -> dict[str, Any]:
+    result["error"] = error
+    print(f"    {error}", flush=True)
+    return result
+
+
 def run_mode(case: str, mode: str, args: argparse.Namespace, label: str) -> dict[str, Any]:
     """Train one case in one mode, then evaluate its best checkpoint on the test folder."""
     run_dir = args.out / case / mode
@@ -159,26 +165,20 @@ def run_mode(case: str, mode: str, args: argparse.Namespace, label: str) -> dict
     rc = run_logged(result["train_cmd"], result["train_log"])
     metrics = read_json(run_dir / "metrics.json") if rc == 0 else None
     if metrics is None:
-        result["error"] = f"training failed (exit code {rc}), see {result['train_log']}"
-        print(f"    {result['error']}", flush=True)
-        return result
+        return _failed(result, f"training failed (exit code {rc}), see {result['train_log']}")
     result["config"] = yaml.safe_load((run_dir / "config.yaml").read_text())
     result["train_seconds"] = float(metrics.get("train_seconds", time.perf_counter() - start))
     result["global_step"] = metrics.get("global_step")
     ckpt = best_checkpoint(run_dir, metrics)
     if ckpt is None:
-        result["error"] = f"no checkpoint in {run_dir / 'checkpoints'}"
-        print(f"    {result['error']}", flush=True)
-        return result
+        return _failed(result, f"no checkpoint in {run_dir / 'checkpoints'}")
     eval_dir = run_dir / "eval"
     result["eval_cmd"] = eval_command(ckpt, args, eval_dir)
     result["eval_log"] = eval_dir / "console.log"
     rc = run_logged(result["eval_cmd"], result["eval_log"])
     scores = read_json(eval_dir / "metrics.json") if rc == 0 else None
     if scores is None:
-        result["error"] = f"evaluation failed (exit code {rc}), see {result['eval_log']}"
-        print(f"    {result['error']}", flush=True)
-        return result
+        return _failed(result, f"evaluation failed (exit code {rc}), see {result['eval_log']}")
     result.update(ok=True, psnr=scores["psnr_denoised"], psnr_noisy=scores["psnr_noisy"],
                   ssim=scores["ssim_denoised"], num_images=scores["num_images"], checkpoint=ckpt)
     print(f"    {scores['psnr_denoised']:.2f} dB on {scores['num_images']} test images (noisy input "
