@@ -1,8 +1,12 @@
 """Errors that the command-line entry points turn into one clear message instead of a traceback."""
 from __future__ import annotations
 
+import signal
 import sys
 from contextlib import contextmanager
+
+#: Exit codes follow the shell's convention for a process ended by a signal.
+SIGNAL_EXIT_BASE = 128
 
 
 class N2NError(Exception):
@@ -19,6 +23,29 @@ class DataError(N2NError):
 
 class CheckpointError(N2NError):
     """A checkpoint cannot be used: missing, corrupt, crafted, or of another architecture."""
+
+
+class DivergenceError(N2NError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(N2NError):
+    """SIGINT or SIGTERM stopped the run after its checkpoint was written."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return SIGNAL_EXIT_BASE + int(self.signum)
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 @contextmanager

@@ -6,8 +6,6 @@ weights-only unpickler is ever used.
 from __future__ import annotations
 
 import pickle
-import struct
-import zipfile
 from pathlib import Path
 
 import torch
@@ -36,5 +34,10 @@ def safe_torch_load(path: str | Path, what: str, error: type[N2NError], expected
             f"{what} {path} was refused: it is not {expected} holding only tensors and plain containers "
             f"(it is corrupt, or holds objects that could run code when loaded: {_weights_only_detail(exc)})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, struct.error) as exc:
-        raise error(f"{what} {path} is not a readable torch file ({expected}): {exc}") from None
+    except MemoryError:
+        raise error(f"{what} {path} asks for more memory than this machine has: it is corrupt or not "
+                    f"{expected}") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on garbage (IndexError, struct.error, ...)
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise error(f"{what} {path} is not a readable torch file ({expected}): {type(exc).__name__}"
+                    f"{': ' + detail if detail else ''}") from None

@@ -5,6 +5,10 @@ Training batches are not read through a DataLoader: the train "loader" only coun
 device, from the module's own generator (whose state is saved in checkpoints, so a resumed run draws the
 same batches as an uninterrupted one). Validation pairs are fixed: noise is drawn once per image with a
 fixed seed, so every run is scored on the same inputs.
+
+The DataModule assembles the pipeline from the config's sections: the source (`data`, one class per kind of
+data in n2n/data/sources/), the noise (`noise`), the paired augmentation (`aug`) and `target`; each builder
+receives only its own section.
 """
 from __future__ import annotations
 
@@ -14,62 +18,60 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from n2n.config import require, section
 from n2n.data.augment import build_augment
-from n2n.data.sources import (SAMPLE_TRAIN, SAMPLE_VAL, check_min_size, load_image_folder, load_samples,
-                              load_tensor_pair)
-from n2n.errors import ConfigError, DataError
-from n2n.noise import build_noise
+from n2n.data.crops import CropBank
+from n2n.data.sources import SOURCES, DataSource, ValidationData, source_class
+from n2n.errors import ConfigError
+from n2n.noise import NoiseModel, build_noise
 
-COMMON_KEYS = {"name", "channels", "batch_size", "val_batch_size", "steps_per_epoch", "val_limit", "val_seed"}
-SOURCE_KEYS = {
-    "ee559": COMMON_KEYS | {"train_path", "val_path", "train_limit"},
-    "folder": COMMON_KEYS | {"train_dir", "val_dir", "crop_size"},
-    "samples": COMMON_KEYS | {"train_images", "val_images", "crop_size"},
-}
+#: Options of the `data` section that the DataModule itself reads, whatever the source.
+COMMON_KEYS = frozenset({"name", "channels", "batch_size", "val_batch_size", "steps_per_epoch", "val_limit",
+                         "val_seed"})
 TARGETS = ("noisy", "clean")
 
 
-def _positive_int(cfg: Mapping[str, Any], key: str, default: int | None = None, minimum: int = 1) -> int | None:
-    value = cfg.get(key, default)
-    if value is None:
+def _int_option(cfg: Mapping[str, Any], key: str, minimum: int = 1, required: bool = True) -> int | None:
+    value = require(cfg, key, "data") if required else cfg.get(key)
+    if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"data.{key}={value!r} must be an integer >= {minimum}")
     return value
 
 
-class CropBank:
-    """Images of any sizes packed into one flat uint8 buffer, so that the crops of a whole batch are
-    one gather on the device."""
+def build_source(data_cfg: Mapping[str, Any]) -> DataSource:
+    """The data source of a `data` section, its common options checked."""
+    cls = source_class(data_cfg, COMMON_KEYS)
+    channels = _int_option(data_cfg, "channels")
+    if channels not in (1, 3):
+        raise ConfigError(f"data.channels={channels} must be 1 (greyscale) or 3 (RGB)")
+    if cls.random_crops:
+        crop = _int_option(data_cfg, "crop_size")
+        if crop % 32:
+            raise ConfigError(f"data.crop_size={crop} must be a multiple of 32 (the U-Net pools 5 times)")
+    return cls(data_cfg, channels)
 
-    def __init__(self, images: list[torch.Tensor]):
-        self.channels = images[0].shape[0]
-        self.flat = torch.cat([im.reshape(-1) for im in images])
-        sizes = torch.tensor([im.numel() for im in images])
-        self.offsets = torch.cumsum(sizes, 0) - sizes
-        self.heights = torch.tensor([im.shape[1] for im in images])
-        self.widths = torch.tensor([im.shape[2] for im in images])
 
-    def __len__(self) -> int:
-        return len(self.heights)
+def build_noises(noise_cfg: Mapping[str, Any]) -> tuple[NoiseModel, NoiseModel]:
+    """The training noise and that of validation inputs: the training noise with `noise.val` overriding
+    some of its options (e.g. a fixed sigma where training draws one per image)."""
+    noise_cfg = dict(noise_cfg)
+    val_override = noise_cfg.pop("val", None) or {}
+    return build_noise(noise_cfg), build_noise({**noise_cfg, **val_override})
 
-    def to(self, device: torch.device) -> "CropBank":
-        for name in ("flat", "offsets", "heights", "widths"):
-            setattr(self, name, getattr(self, name).to(device))
-        return self
 
-    def sample(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
-        dev = self.flat.device
-        idx = torch.randint(0, len(self), (n,), device=dev, generator=generator)
-        h, w = self.heights[idx], self.widths[idx]
-        y0 = (torch.rand(n, device=dev, generator=generator) * (h - size + 1)).long()
-        x0 = (torch.rand(n, device=dev, generator=generator) * (w - size + 1)).long()
-        r = torch.arange(size, device=dev)
-        c = torch.arange(self.channels, device=dev)
-        view = lambda t: t.view(n, 1, 1, 1)  # noqa: E731
-        index = (view(self.offsets[idx]) + c.view(1, -1, 1, 1) * view(h * w)
-                 + (view(y0) + r.view(1, 1, -1, 1)) * view(w) + view(x0) + r.view(1, 1, 1, -1))
-        return self.flat[index]
+def validation_pairs(data: ValidationData, noise: NoiseModel, seed: int,
+                     limit: int | None = None) -> tuple[list[str], list[tuple[torch.Tensor, torch.Tensor]]]:
+    """(names, [(noisy, clean)]): the source's own noisy images, or fixed noise drawn per image (the same in
+    every run and every process, whatever the order of the calls)."""
+    names, clean = data.names, data.clean
+    noisy = data.noisy
+    if noisy is None:
+        noisy = [noise(im[None].float() / 255, generator=torch.Generator().manual_seed(1_000_003 * seed + i))[0]
+                 for i, im in enumerate(clean[:limit] if limit else clean)]
+    count = min(len(clean), limit) if limit else len(clean)
+    return [str(n) for n in names[:count]], list(zip(noisy[:count], clean[:count]))
 
 
 class _StepCounter:
@@ -88,38 +90,26 @@ class _StepCounter:
 class N2NDataModule(L.LightningDataModule):
     def __init__(self, config: Mapping[str, Any]):
         super().__init__()
-        self.cfg = dict(config["data"])
-        self.source = self.cfg.get("name")
-        if self.source not in SOURCE_KEYS:
-            raise ConfigError(f"data.name={self.source!r} is not known; choose one of: {', '.join(SOURCE_KEYS)}")
-        unknown = sorted(set(self.cfg) - SOURCE_KEYS[self.source])
-        if unknown:
-            raise ConfigError(f"data={self.source}: unknown option(s) {unknown}; "
-                              f"allowed: {sorted(SOURCE_KEYS[self.source])}")
-        self.channels = _positive_int(self.cfg, "channels", 3)
-        if self.channels not in (1, 3):
-            raise ConfigError(f"data.channels={self.channels} must be 1 (greyscale) or 3 (RGB)")
-        self.batch_size = _positive_int(self.cfg, "batch_size", 8)
-        self.val_batch_size = _positive_int(self.cfg, "val_batch_size", 1)
-        self.steps_per_epoch = _positive_int(self.cfg, "steps_per_epoch")
-        self.val_limit = _positive_int(self.cfg, "val_limit")
-        self.val_seed = _positive_int(self.cfg, "val_seed", 0, minimum=0)
-        self.crop_size = _positive_int(self.cfg, "crop_size", 64, minimum=1)
-        if self.source != "ee559" and self.crop_size % 32:
-            raise ConfigError(f"data.crop_size={self.crop_size} must be a multiple of 32 (the U-Net pools 5 times)")
-        self.target = config.get("target", "noisy")
+        self.cfg = section(config, "data")
+        self.source = build_source(self.cfg)
+        self.channels = self.source.channels
+        self.batch_size = _int_option(self.cfg, "batch_size")
+        self.val_batch_size = _int_option(self.cfg, "val_batch_size")
+        self.steps_per_epoch = _int_option(self.cfg, "steps_per_epoch", required=False)
+        self.val_limit = _int_option(self.cfg, "val_limit", required=False)
+        self.val_seed = _int_option(self.cfg, "val_seed", minimum=0)
+        self.crop_size = self.cfg["crop_size"] if self.source.random_crops else None
+        self.target = require(config, "target", "config")
         if self.target not in TARGETS:
             raise ConfigError(f"target={self.target!r} must be one of {TARGETS} (noisy: Noise2Noise, "
                               f"clean: the supervised Noise2Clean baseline)")
-        if self.source == "ee559" and self.target == "clean":
-            raise ConfigError("target=clean needs clean training images, which data=ee559 does not have; "
-                              "use data=folder or data=samples")
-        self.augment = build_augment(config.get("aug", {}))
-        noise_cfg = dict(config.get("noise") or {"name": "gaussian", "sigma": 25})
-        val_override = noise_cfg.pop("val", None) or {}
-        self.noise = build_noise(noise_cfg)
-        self.val_noise = build_noise({**noise_cfg, **val_override})
-        self.seed = int(config.get("seed", 0))
+        if self.target == "clean" and not self.source.clean_train:
+            with_clean = [name for name, cls in SOURCES.items() if cls.clean_train]
+            raise ConfigError(f"target=clean needs clean training images, which data={self.source.name} does not "
+                              f"have; use data={' or data='.join(with_clean)}")
+        self.augment = build_augment(section(config, "aug"))
+        self.noise, self.val_noise = build_noises(section(config, "noise"))
+        self.seed = int(require(config, "seed", "config"))
         self.train_bank: CropBank | None = None
         self.train_stack: torch.Tensor | None = None  # (N, 2, C, H, W) uint8: both noisy copies of each pair
         self.val_pairs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -133,57 +123,13 @@ class N2NDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Reads the files once; safe to call again (Lightning calls it too)."""
         if stage in (None, "fit") and self.train_bank is None and self.train_stack is None:
-            self._load_train()
+            if self.source.clean_train:
+                self.train_bank = CropBank(self.source.train_images())
+            else:
+                self.train_stack = self.source.train_pairs()
         if self.val_pairs is None:
-            self._load_val()
-
-    def _load_train(self) -> None:
-        cfg = self.cfg
-        if self.source == "ee559":
-            a, b = load_tensor_pair(cfg.get("train_path"), "data.train_path", ("noisy_imgs_1", "noisy_imgs_2"))
-            self._check_channels(a, "data.train_path")
-            limit = _positive_int(cfg, "train_limit")
-            # stacked, so that a batch is one gather and each augmentation one operation on both copies
-            self.train_stack = torch.stack([a[:limit], b[:limit]] if limit else [a, b], dim=1)
-            return
-        if self.source == "folder":
-            names, images = load_image_folder(cfg.get("train_dir"), self.channels, "data.train_dir")
-            check_min_size(images, names, self.crop_size, "data.train_dir")
-        else:
-            names = list(cfg.get("train_images") or SAMPLE_TRAIN)
-            images = load_samples(names, self.channels, "data.train_images")
-            check_min_size(images, names, self.crop_size, "data.train_images")
-        self.train_bank = CropBank(images)
-
-    def _load_val(self) -> None:
-        cfg = self.cfg
-        if self.source == "ee559":
-            noisy, clean = load_tensor_pair(cfg.get("val_path"), "data.val_path", ("noisy_imgs", "clean_imgs"))
-            self._check_channels(noisy, "data.val_path")
-            if self.val_limit:
-                noisy, clean = noisy[: self.val_limit], clean[: self.val_limit]
-            self.val_pairs = list(zip(noisy, clean))
-            self.val_names = [f"{i:05d}" for i in range(len(noisy))]
-            return
-        if self.source == "folder":
-            names, images = load_image_folder(cfg.get("val_dir"), self.channels, "data.val_dir")
-        else:
-            names = list(cfg.get("val_images") or SAMPLE_VAL)
-            images = load_samples(names, self.channels, "data.val_images")
-        if self.val_limit:
-            names, images = names[: self.val_limit], images[: self.val_limit]
-        self.val_names = [str(n) for n in names]
-        self.val_pairs = [(self.noisy_copy(im, i), im) for i, im in enumerate(images)]
-
-    def noisy_copy(self, clean: torch.Tensor, index: int) -> torch.Tensor:
-        """The fixed noisy version of validation image `index`: the same in every run and every process."""
-        g = torch.Generator().manual_seed(1_000_003 * self.val_seed + index)
-        return self.val_noise(clean[None].float() / 255, generator=g)[0]
-
-    def _check_channels(self, images: torch.Tensor, option: str) -> None:
-        if images.shape[1] != self.channels:
-            raise DataError(f"{option}={self.cfg.get(option.split('.')[-1])} holds {images.shape[1]}-channel "
-                            f"images but data.channels={self.channels}")
+            self.val_names, self.val_pairs = validation_pairs(self.source.val_data(), self.val_noise,
+                                                              self.val_seed, self.val_limit)
 
     # --------------------------------------------------------------------------------------- loaders
     @property
@@ -194,7 +140,7 @@ class N2NDataModule(L.LightningDataModule):
         steps = self.steps_per_epoch
         if steps is None:
             if self.train_stack is None:
-                raise ConfigError(f"data={self.source} draws random crops: set data.steps_per_epoch")
+                raise ConfigError(f"data={self.source.name} draws random crops: set data.steps_per_epoch")
             steps = max(1, self.num_train // self.batch_size)  # one pass over the pairs, like the seed
         return _StepCounter(steps)
 
@@ -207,7 +153,7 @@ class N2NDataModule(L.LightningDataModule):
         if isinstance(batch, int):
             return self.draw_train_batch(self._device())
         noisy, clean = batch
-        return _as_float(noisy), _as_float(clean)
+        return as_float(noisy), as_float(clean)
 
     def _device(self) -> torch.device:
         trainer = getattr(self, "trainer", None)
@@ -233,9 +179,20 @@ class N2NDataModule(L.LightningDataModule):
                 self._generator_state = None
         return self._generator
 
+    def _overfit_generator(self, device: torch.device) -> torch.Generator | None:
+        """With `trainer.overfit_batches=N` (debug=overfit): a generator seeded by the step modulo N, so that the
+        same N batches come back again and again."""
+        trainer = getattr(self, "trainer", None)
+        count = getattr(trainer, "overfit_batches", 0)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            return None
+        self._perm, self._pos = None, 0  # course pairs: the batch is the start of a permutation drawn anew
+        which = trainer.global_step % count
+        return torch.Generator(device=device).manual_seed(self.seed + 7919 * self._rank() + 104_729 * which)
+
     def draw_train_batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(source, target) float batches in [0, 1], built on `device`."""
-        g = self.generator(device)
+        g = self._overfit_generator(device) or self.generator(device)
         n = self.batch_size
         if self.train_stack is not None:
             if self.train_stack.device != device:
@@ -249,10 +206,10 @@ class N2NDataModule(L.LightningDataModule):
             idx = self._perm[self._pos: self._pos + n]
             self._pos += n
             # (float before the flips: PyTorch's CPU `where` is several times slower on uint8)
-            return self.augment.pairs(_as_float(stack[idx]), generator=g).unbind(1)
+            return self.augment.pairs(as_float(stack[idx]), generator=g).unbind(1)
         if self.train_bank.flat.device != device:
             self.train_bank.to(device)
-        clean = self.augment.pairs(_as_float(self.train_bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
+        clean = self.augment.pairs(as_float(self.train_bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
         source = self.noise(clean, generator=g)
         target = self.noise(clean, generator=g) if self.target == "noisy" else clean
         return source, target
@@ -274,5 +231,5 @@ class N2NDataModule(L.LightningDataModule):
         self._perm = perm if perm is not None else None
 
 
-def _as_float(x: torch.Tensor) -> torch.Tensor:
+def as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()

@@ -1,0 +1,4 @@
+"""`python -m n2n.bench`: the training throughput benchmark (n2n/bench/training.py)."""
+from n2n.bench.training import failed, main
+
+raise SystemExit(1 if failed(main()) else 0)

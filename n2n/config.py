@@ -1,0 +1,136 @@
+"""The composed config, resolved once at the entry point, and the one place that reads Hydra's runtime state.
+
+`train.py` and `eval.py` call `run_context(cfg)` and `resolve_train_config(cfg, context)` first; everything
+after them receives plain dicts in which nothing is left to decide: `auto` precision and channels-last are
+what will run on this machine, and `ckpt_path` is a file name. Each builder then takes only its own section
+(`build_unet(config["model"])`, `build_noise(config["noise"])`, ...). Defaults live in the YAML files of
+`conf/`, not in code: a builder given a section without a key it needs says which key is missing.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from n2n.devices import fast_bf16, training_device
+from n2n.errors import CheckpointError, ConfigError
+
+LAST = "last.ckpt"
+#: Spellings of "no checkpoint" on the command line.
+_EMPTY = ("", "null", "None")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a run writes and how it was launched, read once from Hydra."""
+
+    run_dir: Path
+    multirun: bool = False
+    sweeper: Mapping[str, Any] = field(default_factory=dict)  #: hydra.sweeper of a multirun, else empty
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def resume_command(self) -> str:
+        """The command that goes on from this run's last.ckpt."""
+        if self.multirun:
+            return f"python train.py ckpt_path={self.checkpoint_dir / LAST} <this job's options>"
+        return f"python train.py ckpt_path=last hydra.run.dir={self.run_dir} <the same options>"
+
+    @property
+    def optuna(self) -> bool:
+        return self.multirun and "optuna" in str(self.sweeper.get("_target_", "")).lower()
+
+
+def run_context(cfg: DictConfig | Mapping[str, Any] | None = None) -> RunContext:
+    """The run folder (Hydra's output_dir; without Hydra, e.g. from a notebook, `output_dir` or
+    outputs/manual) and, in a multirun, the sweeper's settings."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return RunContext(Path((cfg or {}).get("output_dir") or "outputs/manual"))
+    hydra = HydraConfig.get()
+    multirun = hydra.mode == RunMode.MULTIRUN
+    sweeper = OmegaConf.to_container(hydra.sweeper, resolve=False) if multirun else {}
+    return RunContext(Path(hydra.runtime.output_dir), multirun, sweeper)
+
+
+def to_plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The config as plain, fully resolved dicts (a missing required value raises)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    return dict(cfg)
+
+
+def resolve_speed(config: dict[str, Any]) -> dict[str, Any]:
+    """Decides `trainer.precision=auto` and `perf.channels_last=auto` for the training device, in place:
+    bf16 mixed precision where bfloat16 arithmetic is native (x86 CPUs with AMX-BF16 or AVX512-BF16, CUDA GPUs
+    from Ampere on), float32 elsewhere; channels-last together with bf16 (oneDNN's and cuDNN's fast bf16
+    convolutions want it). The config then records what ran, for checkpoints and `config.yaml`."""
+    trainer = config.get("trainer")
+    if isinstance(trainer, dict) and trainer.get("precision") == "auto":
+        trainer["precision"] = "bf16-mixed" if fast_bf16(training_device(trainer)) else "32-true"
+    perf = config.get("perf")
+    if isinstance(perf, dict) and perf.get("channels_last") == "auto":
+        perf["channels_last"] = str((trainer or {}).get("precision")) == "bf16-mixed"
+    return config
+
+
+def resolve_ckpt_path(value: Any, run_dir: Path) -> str | None:
+    """`ckpt_path` as a file name: `last` is `<run folder>/checkpoints/last.ckpt` (the run folder is the one
+    Hydra writes to, so `ckpt_path=last hydra.run.dir=RUN` resumes RUN in place)."""
+    if value is None or str(value).strip() in _EMPTY:
+        return None
+    value = str(value)
+    if value == "last":
+        path = run_dir / "checkpoints" / LAST
+        if not path.is_file():
+            raise CheckpointError(
+                f"ckpt_path=last: {path} does not exist. ckpt_path=last resumes the run folder given with "
+                f"hydra.run.dir=RUN_FOLDER (here {run_dir}): name a folder that train.py wrote and that holds "
+                f"checkpoints/{LAST}, or give ckpt_path=PATH/TO/FILE.ckpt")
+        _resuming_in_place()
+        return str(path)
+    path = Path(value)
+    if path.is_dir():
+        raise CheckpointError(f"ckpt_path={value} is a folder; give a .ckpt file written by train.py "
+                              f"(e.g. {path / 'checkpoints' / LAST}) or ckpt_path=last with hydra.run.dir={value}")
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={value} does not exist (expected a .ckpt file written by train.py, "
+                              f"or ckpt_path=last with hydra.run.dir=RUN_FOLDER)")
+    if path.resolve().parent == (run_dir / "checkpoints").resolve():
+        _resuming_in_place()
+    return str(path)
+
+
+def _resuming_in_place() -> None:
+    # ModelCheckpoint warns about a non-empty checkpoint folder: here that is the run being resumed
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+
+
+def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[str, Any]:
+    """The training config with nothing left to decide (see the module docstring)."""
+    config = resolve_speed(to_plain(cfg))
+    config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir)
+    return config
+
+
+def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """`config[name]` as a dict; ConfigError if the composed config has no such section."""
+    value = config.get(name)
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"the config has no '{name}' section (conf/train.yaml composes one from the {name}/ "
+                          f"group); got {value!r}")
+    return dict(value)
+
+
+def require(cfg: Mapping[str, Any], key: str, where: str) -> Any:
+    """`cfg[key]`, or ConfigError naming `where.key` when the section lacks it (defaults live in conf/)."""
+    if key not in cfg:
+        raise ConfigError(f"{where}.{key} is missing (its default is in conf/; a hand-made config must set it)")
+    return cfg[key]

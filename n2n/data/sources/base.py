@@ -1,0 +1,72 @@
+"""What every data source is: a class that declares its options, reads its files once and says what it holds.
+
+A source turns what the user has into uint8 tensors C x H x W (or stacks of them), on the CPU, with one
+clear message per problem; the DataModule moves them to the training device and draws batches there.
+Sources are chosen by `data.name` from the registry in `n2n/data/sources/__init__.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
+
+import torch
+
+from n2n.errors import DataError
+
+
+@dataclass
+class ValidationData:
+    """Held-out images: clean references, and their noisy versions when the source has them (else the
+    DataModule draws fixed noise for them)."""
+
+    names: list[str]
+    clean: list[torch.Tensor]
+    noisy: list[torch.Tensor] | None = None
+
+
+class DataSource:
+    """Base class. Subclasses set the class attributes and implement `val_data` and one of the train methods.
+
+    - `options`: the source's own keys in the `data` section (the DataModule's common keys come on top);
+    - `clean_train`: whether training images are clean (noise is synthesised on the device: `train_images`)
+      or come as pairs of noisy copies (`train_pairs`);
+    - `random_crops`: whether training draws random crops of `data.crop_size` from images of any size.
+    """
+
+    name: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset()
+    clean_train: ClassVar[bool] = True
+    random_crops: ClassVar[bool] = True
+
+    def __init__(self, cfg: Mapping[str, Any], channels: int):
+        self.cfg = dict(cfg)
+        self.channels = channels
+
+    def option(self, key: str) -> str:
+        """How the user spells this source's option, for messages."""
+        return f"data.{key}"
+
+    def train_images(self) -> list[torch.Tensor]:
+        """Clean training images (clean_train sources)."""
+        raise NotImplementedError
+
+    def train_pairs(self) -> torch.Tensor:
+        """Noisy training pairs as one uint8 tensor N x 2 x C x H x W (sources without clean training data)."""
+        raise NotImplementedError
+
+    def val_data(self) -> ValidationData:
+        raise NotImplementedError
+
+    def check_channels(self, images: torch.Tensor, key: str) -> None:
+        if images.shape[1] != self.channels:
+            raise DataError(f"data.{key}={self.cfg.get(key)} holds {images.shape[1]}-channel images but "
+                            f"data.channels={self.channels}")
+
+
+def check_min_size(images: Sequence[torch.Tensor], names: Sequence[str], size: int, option: str) -> None:
+    """Every image at least `size` pixels on each side (random crops of that size are drawn from them)."""
+    small = [f"{n} ({im.shape[2]}x{im.shape[1]})" for n, im in zip(names, images) if min(im.shape[1:]) < size]
+    if small:
+        raise DataError(f"{option}: {len(small)} image(s) are smaller than data.crop_size={size}: "
+                        f"{', '.join(small[:5])}{' ...' if len(small) > 5 else ''}; lower data.crop_size "
+                        f"or remove them")

@@ -1,0 +1,1 @@
+"""Inference apart from training: checkpoints, runners (PyTorch, ONNX), tiling and evaluation."""

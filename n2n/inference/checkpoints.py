@@ -1,0 +1,66 @@
+"""Loading trained networks from Lightning checkpoints, safely.
+
+A checkpoint holds `hyper_parameters["config"]` (the resolved training config as plain dicts) and the
+module's `state_dict` with the network under the `net.` prefix. Loading uses the weights-only unpickler
+(n2n.safeload), so a crafted file cannot run code: only tensors and plain containers are accepted. The stored
+config is untrusted input: the network is rebuilt only through n2n's registries of names.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from n2n.errors import CheckpointError, ConfigError
+from n2n.models.unet import UNet, build_unet
+from n2n.safeload import safe_torch_load
+
+NET_PREFIX = "net."
+#: Keys of the `model` section added after the first checkpoints were written, with the value every
+#: checkpoint without them was trained with.
+_MODEL_KEYS_ADDED = {"init": "he"}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint as a dict, refusing anything that is not tensors and plain Python containers."""
+    ckpt = safe_torch_load(path, "checkpoint", CheckpointError, "a .ckpt file written by train.py")
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} has no 'state_dict': it was not written by n2n's train.py")
+    return ckpt
+
+
+def training_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
+    """The resolved config the checkpoint was trained with."""
+    config = ckpt.get("hyper_parameters", {}).get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise CheckpointError(f"{path} holds no n2n training config (hyper_parameters.config.model)")
+    return config
+
+
+def model_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> dict[str, Any]:
+    """The `model` section of the checkpoint's config, in today's schema."""
+    return {**_MODEL_KEYS_ADDED, **training_config(ckpt, path)["model"]}
+
+
+def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> UNet:
+    """Rebuild the U-Net from the checkpoint alone, in eval mode."""
+    return unet_from_checkpoint(read_checkpoint(path), path, map_location)
+
+
+def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",
+                         map_location: str | torch.device = "cpu") -> UNet:
+    """The U-Net of an already-read checkpoint, in eval mode."""
+    try:
+        net = build_unet(model_config(ckpt, path))
+    except ConfigError as exc:  # the stored config is only read for names in n2n's registries
+        raise CheckpointError(f"checkpoint {path} holds a model config that n2n cannot build: {exc}") from None
+    state = {k[len(NET_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[:3]
+        raise CheckpointError(
+            f"checkpoint {path} does not match the n2n U-Net built from its own config: {' '.join(first)}"
+        ) from None
+    return net.to(map_location).eval()

@@ -1,0 +1,91 @@
+"""Evaluation of a checkpoint (eval.py): PSNR/SSIM of noisy input and output per image, denoised images,
+comparisons.
+
+The model is rebuilt from the checkpoint alone. The data and noise are those the checkpoint was trained
+with unless `data=` / `noise=` are given on the command line; only the validation part of the data pipeline
+is built (the source's held-out images and the fixed validation noise), never the training one.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from tqdm import tqdm
+
+from n2n.config import RunContext
+from n2n.data.datamodule import as_float, build_noises, build_source, validation_pairs
+from n2n.devices import pick_device
+from n2n.errors import ConfigError
+from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
+from n2n.inference.tiling import denoise_tensor
+from n2n.metrics import psnr, quantize8, ssim
+from n2n.visualize import comparison_grid, to_uint8_hwc
+
+
+def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
+    ckpt = read_checkpoint(cfg.ckpt_path)
+    trained = training_config(ckpt, cfg.ckpt_path)
+    device = pick_device(str(cfg.device))
+    net = unet_from_checkpoint(ckpt, cfg.ckpt_path, device)
+    given = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    data_cfg = given.get("data") or trained.get("data")
+    noise_cfg = given.get("noise") or trained.get("noise")
+    if not isinstance(data_cfg, dict) or not isinstance(noise_cfg, dict):
+        raise ConfigError(f"checkpoint {cfg.ckpt_path} records no data or noise section to evaluate on: give "
+                          f"data=... and noise=... on the command line")
+    source = build_source(data_cfg)
+    if source.channels != net.in_channels:
+        raise ConfigError(f"the checkpoint's model takes {net.in_channels}-channel images but "
+                          f"data.channels={source.channels}")
+    names, pairs = validation_pairs(source.val_data(), build_noises(noise_cfg)[1],
+                                    int(data_cfg.get("val_seed") or 0), data_cfg.get("val_limit"))
+
+    out_dir = context.run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images_dir = out_dir / "denoised"
+    if cfg.save_images:
+        images_dir.mkdir(parents=True, exist_ok=True)
+    rows, grid_rows = [], []
+    num_comparisons = int(cfg.num_comparisons)
+    for i, (name, (noisy, clean)) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
+        noisy, clean = as_float(noisy), as_float(clean)
+        denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.tile)[0].cpu())
+        noisy8 = quantize8(noisy)
+        rows.append({"image": name, "psnr_noisy": psnr(noisy8, clean), "psnr_denoised": psnr(denoised, clean),
+                     "ssim_noisy": ssim(noisy8, clean), "ssim_denoised": ssim(denoised, clean)})
+        if cfg.save_images:
+            Image.fromarray(_squeeze(to_uint8_hwc(denoised))).save(images_dir / f"{Path(name).stem}.png")
+        if i < num_comparisons:
+            grid_rows.append([noisy8, denoised, clean])
+
+    if grid_rows:
+        grid = comparison_grid(grid_rows)
+        Image.fromarray(_squeeze(to_uint8_hwc(grid))).save(out_dir / "comparison.png")
+    metrics = summarize(rows, cfg.ckpt_path)
+    with open(out_dir / "per_image.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"{metrics['num_images']} images: PSNR noisy {metrics['psnr_noisy']:.3f} dB -> denoised "
+          f"{metrics['psnr_denoised']:.3f} dB; SSIM noisy {metrics['ssim_noisy']:.4f} -> denoised "
+          f"{metrics['ssim_denoised']:.4f}\nwritten to {out_dir}", flush=True)
+    return metrics
+
+
+def summarize(rows: list[dict[str, Any]], ckpt_path: str) -> dict[str, Any]:
+    def mean(key: str) -> float:
+        values = [r[key] for r in rows if not math.isnan(r[key])]
+        return sum(values) / len(values) if values else float("nan")
+
+    return {"checkpoint": str(ckpt_path), "num_images": len(rows),
+            **{k: mean(k) for k in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}}
+
+
+def _squeeze(array):
+    return array[:, :, 0] if array.shape[2] == 1 else array

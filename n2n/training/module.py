@@ -1,0 +1,195 @@
+"""The LightningModule: U-Net, loss against the target, PSNR/SSIM on validation (on 8-bit-rounded outputs)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from n2n.config import require, section
+from n2n.errors import ConfigError
+from n2n.losses import build_loss
+from n2n.metrics import quantize8
+from n2n.models.unet import build_unet
+from n2n.optim import build_optimizer, build_scheduler, lr_factor
+from n2n.training.graphed_step import GraphedStep
+from n2n.visualize import comparison_grid
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MODES_WITH_GRAPHS = ("reduce-overhead", "max-autotune")  # these capture CUDA graphs of their own
+PERF_KEYS = {"channels_last", "compile", "cuda_graph"}
+
+
+def check_perf(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The `perf` section: speed switches that change no numbers beyond rounding."""
+    perf = dict(cfg or {})
+    unknown = sorted(set(perf) - PERF_KEYS)
+    if unknown:
+        raise ConfigError(f"perf: unknown option(s) {unknown}; allowed: {sorted(PERF_KEYS)}")
+    mode = perf.get("compile", False)
+    if mode is True:
+        mode = "default"
+    if mode not in (False, None, *COMPILE_MODES):
+        raise ConfigError(f"perf.compile={mode!r} must be false or one of {', '.join(COMPILE_MODES)}")
+    flags = {}
+    for key in ("channels_last", "cuda_graph"):
+        flags[key] = perf.get(key, False)
+        if flags[key] == "auto" and key == "channels_last":
+            raise ConfigError("perf.channels_last=auto reached the model unresolved: resolve the config first "
+                              "(n2n.config.resolve_train_config, as train.py does)")
+        if not isinstance(flags[key], bool):
+            allowed = "true, false or auto" if key == "channels_last" else "true or false"
+            raise ConfigError(f"perf.{key}={flags[key]!r} must be {allowed}")
+    if flags["cuda_graph"] and mode in COMPILE_MODES_WITH_GRAPHS:
+        raise ConfigError(f"perf.cuda_graph=true with perf.compile={mode}: that compile mode captures CUDA graphs "
+                          f"of its own; use perf.compile=default or max-autotune-no-cudagraphs with perf.cuda_graph")
+    return {**flags, "compile": mode or False}
+
+
+def check_graph_trainer(trainer: L.Trainer) -> torch.dtype | None:
+    """The autocast dtype of a `perf.cuda_graph` run; refuses the Trainer settings a replayed step cannot honour."""
+    if trainer.world_size > 1:
+        raise ConfigError(f"perf.cuda_graph=true trains on one device (this run has {trainer.world_size} "
+                          f"processes); set perf.cuda_graph=false for data-parallel training")
+    if trainer.accumulate_grad_batches != 1:
+        raise ConfigError(f"perf.cuda_graph=true cannot accumulate gradients (trainer.accumulate_grad_batches="
+                          f"{trainer.accumulate_grad_batches}): the graph zeroes them every step; use a larger "
+                          f"data.batch_size, or perf.cuda_graph=false")
+    precision = str(trainer.precision)
+    if precision.startswith("16"):
+        raise ConfigError(f"perf.cuda_graph=true does not support trainer.precision={precision} (float16 needs "
+                          f"gradient scaling outside the graph); use trainer.precision=bf16-mixed or 32-true")
+    return torch.bfloat16 if precision == "bf16-mixed" else None
+
+
+class N2NModule(L.LightningModule):
+    """`config` is the whole resolved training config (plain dicts, see n2n.config); it is saved in every
+    checkpoint so that eval.py and `n2n denoise` rebuild the model from the checkpoint alone. Each part is
+    built from its own section: model, loss, optimizer, scheduler, perf."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.optimizer_cfg = section(config, "optimizer")
+        self.scheduler_cfg = section(config, "scheduler")
+        self.net = build_unet(section(config, "model"))
+        self.loss_fn = build_loss(section(config, "loss"))
+        # Refuse bad optimiser/scheduler options now, not after data loading and the first epoch.
+        build_optimizer(self.optimizer_cfg, [torch.nn.Parameter(torch.zeros(1))])
+        lr_factor(self.scheduler_cfg)
+        self.perf = check_perf(section(config, "perf"))
+        # a plain attribute, not a submodule: registering the alias would store every weight twice
+        object.__setattr__(self, "_train_forward", self.net)  # the compiled network after on_fit_start
+        self._graphed_step: GraphedStep | None = None
+        self._pending_loss: torch.Tensor | None = None  # read back once, by the progress bar (below)
+        self._shown_loss: float | None = None
+        self.num_logged_images = int(require(config, "log_images", "config"))
+        self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
+        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self._grid_rows: list[list[torch.Tensor]] = []
+        self._total_steps = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    # ------------------------------------------------------------------------------------ training
+    def on_fit_start(self) -> None:
+        if self.perf["channels_last"]:
+            self.net.to(memory_format=torch.channels_last)
+        if self.perf["compile"]:
+            # kept out of the module tree so that checkpoints hold the plain network's parameter names;
+            # validation runs eagerly because its image sizes vary (each would trigger a recompile)
+            object.__setattr__(self, "_train_forward", torch.compile(self.net, mode=self.perf["compile"]))
+        self._graphed_step = None
+        if self.perf["cuda_graph"]:
+            dtype = check_graph_trainer(self.trainer)
+            self._graphed_step = GraphedStep(self._train_forward, self.loss_fn, list(self.net.parameters()), dtype)
+            if self.device.type != "cuda" and self.trainer.is_global_zero:
+                print(f"perf.cuda_graph=true: the training device is {self.device.type}, not CUDA, so the step "
+                      f"runs eagerly (same code, no graph)", flush=True)
+
+    def on_train_start(self) -> None:
+        self._total_steps = float(self.trainer.estimated_stepping_batches)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        source, target = batch
+        if math.isfinite(self._total_steps) and self._total_steps > 0:
+            self.loss_fn.set_progress(min(1.0, self.global_step / self._total_steps))
+        if self.perf["channels_last"]:
+            source = source.contiguous(memory_format=torch.channels_last)
+        if self._graphed_step is not None:
+            loss = self._graphed_step(source, target)  # forward and backward done; Lightning steps the optimiser
+        else:
+            loss = self.loss_fn(self._train_forward(source), target)
+        if self._logs_this_step():
+            # not prog_bar=True: Lightning would then copy the last logged value to the host after every step,
+            # a device synchronisation per step; the progress bar reads it once per logging step instead
+            self.log("train/loss", loss, batch_size=source.shape[0])
+            self._pending_loss = loss.detach()
+        return loss
+
+    def progress_bar_loss(self) -> float | None:
+        """The training loss of the last logging step, as a float (one read-back per logging step)."""
+        if self._pending_loss is not None:
+            self._shown_loss, self._pending_loss = float(self._pending_loss), None
+        return self._shown_loss
+
+    def _logs_this_step(self) -> bool:
+        """`self.log` costs more CPU time than a whole graphed step at batch 8; Lightning writes step metrics only
+        every `log_every_n_steps` anyway, so log then, and at the last step of each epoch and of the run."""
+        trainer = self.trainer
+        step = self.global_step + 1
+        return (step % max(1, trainer.log_every_n_steps) == 0 or trainer.is_last_batch
+                or (trainer.max_steps > 0 and step >= trainer.max_steps))
+
+    # With perf.cuda_graph the graph zeroes the gradients and runs backward itself: Lightning must neither
+    # (setting the gradients to None would detach them from the memory the graph writes to).
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self._graphed_step is None:
+            super().backward(loss, *args, **kwargs)
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
+        if self._graphed_step is None:
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.optimizer_cfg, self.net.parameters())
+        total = self.trainer.estimated_stepping_batches
+        if lr_factor(self.scheduler_cfg) is not None and not math.isfinite(total):
+            raise ConfigError("the scheduler needs a known training length: set trainer.max_steps or "
+                              "trainer.max_epochs, or use scheduler=none")
+        scheduler = build_scheduler(self.scheduler_cfg, optimizer, int(total) if math.isfinite(total) else 1)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ---------------------------------------------------------------------------------- validation
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        noisy, clean = batch
+        output = self.net(noisy)
+        n = noisy.shape[0]
+        # metrics in float32 even under bf16 autocast: bfloat16 cannot hold the 8-bit levels k/255 exactly,
+        # and SSIM's Gaussian filter is a convolution that autocast would run in bfloat16
+        with torch.autocast(self.device.type, enabled=False):
+            denoised = quantize8(output.float())
+            self.val_psnr(denoised, clean)
+            self.val_psnr_noisy(quantize8(noisy), clean)
+            self.val_ssim(denoised, clean)
+        self.log("val/psnr", self.val_psnr, prog_bar=True, batch_size=n)
+        self.log("val/psnr_noisy", self.val_psnr_noisy, batch_size=n)
+        self.log("val/ssim", self.val_ssim, batch_size=n)
+        for i in range(min(n, self.num_logged_images - len(self._grid_rows))):
+            self._grid_rows.append([noisy[i].clamp(0, 1).cpu(), denoised[i].cpu(), clean[i].cpu()])
+
+    def on_validation_epoch_end(self) -> None:
+        rows, self._grid_rows = self._grid_rows, []
+        if not rows or self.trainer.sanity_checking:
+            return
+        experiment = getattr(self.logger, "experiment", None)
+        if hasattr(experiment, "add_image"):  # TensorBoard
+            grid = comparison_grid(rows, max_side=128 if rows[0][0].shape[-1] > 64 else 64)
+            experiment.add_image("val/noisy|denoised|clean", grid, self.global_step)

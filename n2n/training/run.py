@@ -1,0 +1,132 @@
+"""One training run: builds the DataModule, LightningModule, loggers, callbacks and Trainer from the resolved
+config and fits. `train(config, context)` returns the best validation PSNR, so that a Hydra sweeper can
+optimise it; train.py calls it after `n2n.config` resolved the composed config once.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import warnings
+from typing import Any, Mapping, Sequence
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import OmegaConf
+
+from n2n.config import RunContext, section
+from n2n.data.datamodule import N2NDataModule
+from n2n.errors import ConfigError, DivergenceError, N2NError, TrainingInterrupted
+from n2n.training.callbacks import RunCallbacks, build_callbacks
+from n2n.training.hparams import log_hparams
+from n2n.training.lightning_compat import relaunches_command_line
+from n2n.training.module import N2NModule
+from n2n.training.outcome import run_metrics, stopped_early, write_metrics
+from n2n.training.resume import check_resume
+
+LOGGERS = ("tensorboard", "csv", "none")
+
+
+def quiet_lightning() -> None:
+    """Lightning adds its own console handler and also propagates to the root logger that Hydra set up,
+    so every line would print twice: keep Hydra's (it also writes the run's log file). Drop its
+    advertising tips."""
+    # a deprecation inside Lightning itself, printed once per run: nothing a user can act on
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    package = logging.getLogger("lightning")
+    if logging.getLogger().hasHandlers():
+        for handler in list(package.handlers):
+            package.removeHandler(handler)
+    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _DropTips) for f in log.filters):
+            log.addFilter(_DropTips())
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def build_logger(cfg: Mapping[str, Any], context: RunContext):
+    """From the `logger` section."""
+    name = cfg.get("name")
+    if name not in LOGGERS:
+        raise ConfigError(f"logger.name={name!r} is not known; choose one of: {', '.join(LOGGERS)}")
+    if name == "tensorboard":
+        return TensorBoardLogger(save_dir=str(context.run_dir), name="tensorboard", version="",
+                                 default_hp_metric=False)
+    if name == "csv":
+        return CSVLogger(save_dir=str(context.run_dir), name="csv", version="")
+    return False
+
+
+def build_trainer(config: Mapping[str, Any], context: RunContext, extra_callbacks: Sequence[Callback] = (),
+                  **extra: Any) -> tuple[L.Trainer, RunCallbacks]:
+    """The Trainer of the `trainer` section (any lightning.Trainer argument), with the run's logger and
+    callbacks (`extra_callbacks` first); `extra` overrides Trainer arguments (benchmarks)."""
+    options = section(config, "trainer")
+    allowed = set(inspect.signature(L.Trainer).parameters)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(f"trainer: unknown option(s) {unknown}; see lightning.Trainer for the allowed ones")
+    options.update(extra)
+    callbacks = build_callbacks(section(config, "callbacks"), section(config, "optimizer"), context,
+                                progress_bar=bool(options.get("enable_progress_bar", True)))
+    options.setdefault("logger", build_logger(section(config, "logger"), context))
+    options["callbacks"] = [*extra_callbacks, *callbacks.all, *(options.get("callbacks") or [])]
+    try:
+        return L.Trainer(default_root_dir=str(context.run_dir), **options), callbacks
+    except (ValueError, TypeError) as exc:  # MisconfigurationException is a ValueError
+        raise ConfigError(f"trainer: {exc}") from None
+
+
+def check_launch(trainer: L.Trainer, context: RunContext) -> None:
+    """Lightning starts the other processes of a data-parallel run by re-running the command line; inside a
+    Hydra multirun (-m) each of them would run the whole sweep."""
+    if context.multirun and trainer.world_size > 1 and relaunches_command_line(trainer):
+        raise N2NError(f"trainer.strategy={trainer.strategy.__class__.__name__} with {trainer.world_size} "
+                       f"processes cannot run inside a multirun (-m): Lightning starts the other processes by "
+                       f"re-running the command line, so each would run the whole sweep. Run the configurations "
+                       f"one at a time (e.g. a shell loop over single runs), as docs/reliability.md shows")
+
+
+def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[Callback] = ()) -> float:
+    """Train one model from a resolved config (n2n.config.resolve_train_config); returns the best val/psnr
+    (NaN if validation never ran). `extra_callbacks` run before n2n's own (tests, notebooks)."""
+    run_dir = context.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = config["ckpt_path"]
+    quiet_lightning()
+    L.seed_everything(int(config["seed"]), workers=True, verbose=False)
+
+    # Everything that reads files or checks options happens here, before any training starts.
+    datamodule = N2NDataModule(config)
+    module = N2NModule(config)
+    # read with the weights-only unpickler and compared with this model before Lightning loads it
+    resume_notes = check_resume(ckpt_path, config, module) if ckpt_path else []
+    datamodule.setup("fit")
+    trainer, callbacks = build_trainer(config, context, extra_callbacks)
+    check_launch(trainer, context)
+    if trainer.is_global_zero:  # data-parallel runs: the other processes share the run folder
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        if resume_notes:
+            print(f"resuming from {ckpt_path} with options that differ from the checkpoint's: "
+                  + "; ".join(resume_notes[:12]) + (" ..." if len(resume_notes) > 12 else ""), flush=True)
+
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except (TrainingInterrupted, DivergenceError) as exc:  # last.ckpt is written / the good one is kept
+        return stopped_early(exc, trainer, callbacks, context, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+
+    metrics = run_metrics(trainer, callbacks, "finished", seconds)
+    if trainer.is_global_zero:
+        write_metrics(run_dir, metrics)
+    log_hparams(trainer, config, metrics)  # TensorBoard's HParams view compares the runs of a sweep
+    if trainer.is_global_zero:
+        print(f"best val/psnr {metrics['best_val_psnr']:.3f} dB (noisy input {metrics.get('val_psnr_noisy', float('nan')):.3f} dB)"
+              f" after {metrics['global_step']} steps, {seconds:.0f} s; run folder {run_dir}", flush=True)
+    return metrics["best_val_psnr"]

@@ -1,0 +1,42 @@
+"""Bad input on the command line stops with one clear message, before training, with no traceback."""
+import pickle
+
+import pytest
+
+from helpers.files import Exploit
+from helpers.runs import run_entry
+
+
+def _fails_cleanly(result, *needles):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in result.stderr, result.stderr[-2000:]
+
+
+def test_unknown_choice_lists_the_allowed_ones(tmp_path):
+    result = run_entry(["train.py", "optimizer=adamax", f"hydra.run.dir={tmp_path / 'run'}"])
+    _fails_cleanly(result, "Could not find 'optimizer/adamax'", "adamw")
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["data=folder", "data.train_dir=/no/such/dir", "data.val_dir=/no/such/dir"],
+     ["train.py: error: data.train_dir=/no/such/dir is not a folder"]),
+    (["optimizer.lr=0"], ["train.py: error: optimizer.lr=0 must be a number > 0"]),
+])
+def test_bad_values_are_named_before_training(tmp_path, args, needles):
+    run_dir = tmp_path / "run"
+    result = run_entry(["train.py", *args, f"hydra.run.dir={run_dir}"])
+    _fails_cleanly(result, *needles)
+    assert not (run_dir / "checkpoints").exists()  # stopped before any training
+
+
+def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):
+    target = tmp_path / "pwned.txt"
+    train = tmp_path / "train_data.pkl"
+    with open(train, "wb") as f:
+        pickle.dump((Exploit(str(target)), Exploit(str(target))), f, protocol=2)
+    result = run_entry(["train.py", "data=ee559", f"data.train_path={train}", f"data.val_path={train}",
+                        f"hydra.run.dir={tmp_path / 'run'}"])
+    _fails_cleanly(result, "train_data.pkl was refused")
+    assert not target.exists()

@@ -1,0 +1,202 @@
+"""The `n2n denoise` and `n2n export` commands end to end, through the `n2n` entry point (n2n.cli.main)."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers.files import save_checkpoint
+from n2n.cli import main
+from n2n.inference.onnx import export_onnx
+from n2n.image_files import read_image, write_image
+from n2n.devices import fast_bf16
+from n2n.models.unet import UNet
+
+
+def n2n(*argv: str) -> int:
+    """`n2n ARGV...` in this process: the exit code the command would have."""
+    return main([str(a) for a in argv])
+
+
+def digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    net = UNet(3, 3)
+    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
+    save_checkpoint(path, net)
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """A folder with the kinds of files users have, one of them corrupt, plus a non-image."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_image(folder / "good.png", rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    write_image(folder / "deep.png", rng.integers(0, 65536, (33, 45, 3), dtype=np.uint16))
+    write_image(folder / "deepgrey.png", rng.integers(0, 65536, (30, 20, 1), dtype=np.uint16))
+    write_image(folder / "grey.png", rng.integers(0, 256, (35, 47, 1), dtype=np.uint8))
+    write_image(folder / "rgba.png", rng.integers(0, 256, (36, 44, 4), dtype=np.uint8))
+    write_image(folder / "deep.tif", rng.integers(0, 65536, (20, 30, 4), dtype=np.uint16))
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+EXPECTED = {  # name: (shape, dtype)
+    "good.png": ((40, 50, 3), np.uint8),
+    "deep.png": ((33, 45, 3), np.uint16),
+    "deepgrey.png": ((30, 20, 1), np.uint16),
+    "grey.png": ((35, 47, 1), np.uint8),
+    "rgba.png": ((36, 44, 4), np.uint8),
+    "deep.tif": ((20, 30, 4), np.uint16),
+}
+
+
+def test_folder_with_a_corrupt_file(ckpt, inputs, tmp_path, capsys):
+    before = digest(inputs)
+    out = tmp_path / "out"
+    code = n2n("denoise", ckpt, inputs, "-o", out, "--device", "cpu", "--tile", "64", "--overlap", "0")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "corrupt.png" in err and "1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == sorted(EXPECTED)  # no partial files, no notes.txt
+    for name, (shape, dtype) in EXPECTED.items():
+        image, _ = read_image(out / name)
+        assert image.shape == shape and image.dtype == dtype, name
+        original, _ = read_image(inputs / name)
+        assert not np.array_equal(image[..., :3], original[..., :3]), f"{name} was copied, not denoised"
+    for name in ("rgba.png", "deep.tif"):
+        np.testing.assert_array_equal(read_image(out / name)[0][..., -1], read_image(inputs / name)[0][..., -1])
+    assert digest(inputs) == before, "inputs must never be modified"
+
+
+def test_all_good_exits_zero_and_tiling_matches_whole_image(ckpt, tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "in").mkdir()
+    smooth = np.linspace(0, 1, 400)[None, :, None] * np.linspace(0.2, 0.8, 100)[:, None, None]
+    write_image(tmp_path / "in" / "wide.png", (smooth * 60000 + rng.integers(0, 5000, (100, 400, 3))).astype(np.uint16))
+    assert n2n("denoise", ckpt, tmp_path / "in", "-o", tmp_path / "whole", "--tile", "0") == 0
+    assert n2n("denoise", ckpt, tmp_path / "in", "-o", tmp_path / "tiled", "--tile", "288") == 0  # 416 > 288
+    whole = read_image(tmp_path / "whole" / "wide.png")[0].astype(float)
+    tiled = read_image(tmp_path / "tiled" / "wide.png")[0].astype(float)
+    assert np.abs(whole - tiled).max() <= 65535 / 255
+
+
+def test_refuses_to_overwrite_inputs(ckpt, inputs, capsys):
+    before = digest(inputs)
+    code = n2n("denoise", ckpt, inputs, "-o", inputs)
+    assert code == 2
+    assert "refusing" in capsys.readouterr().err
+    assert digest(inputs) == before
+
+
+def test_suffix_allows_writing_next_to_the_inputs(ckpt, inputs):
+    (inputs / "corrupt.png").unlink()
+    before = digest(inputs)
+    assert n2n("denoise", ckpt, inputs / "good.png", "-o", inputs, "--suffix", "_dn") == 0
+    assert read_image(inputs / "good_dn.png")[0].shape == (40, 50, 3)
+    after = digest(inputs)
+    assert {k: after[k] for k in before} == before
+
+
+def test_globs_and_missing_inputs(ckpt, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = n2n("denoise", ckpt, str(inputs / "g*.png"), inputs / "nothing_here.png", "-o", out)
+    assert code == 1
+    assert "nothing_here.png" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["good.png", "grey.png"]
+
+
+def test_two_inputs_with_the_same_name_are_refused(ckpt, inputs, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    write_image(other / "good.png", np.zeros((8, 8, 3), np.uint8))
+    assert n2n("denoise", ckpt, inputs / "good.png", other / "good.png", "-o", tmp_path / "out") == 2
+    assert "both be written" in capsys.readouterr().err
+
+
+def test_exif_orientation_is_applied_to_the_output(ckpt, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((20, 40, 3), 128, np.uint8)).save(tmp_path / "in" / "photo.jpg", exif=exif)
+    assert n2n("denoise", ckpt, tmp_path / "in" / "photo.jpg", "-o", tmp_path / "out") == 0
+    with Image.open(tmp_path / "out" / "photo.jpg") as im:
+        assert im.size == (20, 40)  # width x height: rotated, and no orientation tag left to rotate again
+        assert im.getexif().get(0x0112) in (None, 1)
+
+
+def test_onnx_model_gives_the_same_output_as_the_checkpoint(ckpt, inputs, tmp_path):
+    from n2n.inference.checkpoints import load_unet
+
+    onnx_path = export_onnx(load_unet(ckpt), tmp_path / "model.onnx")
+    assert n2n("denoise", ckpt, inputs / "good.png", "-o", tmp_path / "a", "--precision", "fp32") == 0
+    assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "b") == 0
+    a = read_image(tmp_path / "a" / "good.png")[0].astype(int)
+    b = read_image(tmp_path / "b" / "good.png")[0].astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_grey_model_on_colour_images(tmp_path, inputs):
+    save_checkpoint(tmp_path / "grey.ckpt", UNet(1, 1))
+    assert n2n("denoise", tmp_path / "grey.ckpt", inputs / "good.png", inputs / "rgba.png", "-o", tmp_path / "o") == 0
+    assert read_image(tmp_path / "o" / "good.png")[0].shape == (40, 50, 3)
+    np.testing.assert_array_equal(read_image(tmp_path / "o" / "rgba.png")[0][..., 3], read_image(inputs / "rgba.png")[0][..., 3])
+
+
+def test_bad_tiling_is_reported_before_any_work(ckpt, inputs, tmp_path, capsys):
+    assert n2n("denoise", ckpt, inputs, "-o", tmp_path / "out", "--tile", "64", "--overlap", "32") == 2
+    assert "no centre" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_reported(ckpt, inputs, tmp_path, capsys):
+    assert n2n("denoise", ckpt, inputs, "-o", tmp_path / "out", "--device", "cuda") == 2
+    assert "cuda" in capsys.readouterr().err.lower()
+
+
+def test_bad_checkpoint_is_reported(inputs, tmp_path, capsys):
+    (tmp_path / "bad.ckpt").write_bytes(b"junk")
+    assert n2n("denoise", tmp_path / "bad.ckpt", inputs, "-o", tmp_path / "out") == 2
+    assert "bad.ckpt" in capsys.readouterr().err
+
+
+def test_export_subcommand(ckpt, tmp_path):
+    assert n2n("export", ckpt, tmp_path / "m.onnx") == 0
+    assert (tmp_path / "m.onnx").stat().st_size > 1_000_000  # the weights are in the file
+
+
+def test_precision_option(ckpt, inputs, tmp_path, capsys):
+    src = inputs / "good.png"
+    for precision in ("fp32", "bf16", "auto"):
+        assert n2n("denoise", ckpt, src, "-o", tmp_path / precision, "--device", "cpu", "--precision", precision) == 0
+    a, b = (read_image(tmp_path / p / "good.png")[0].astype(int) for p in ("fp32", "bf16"))
+    assert a.shape == b.shape == (40, 50, 3)
+    diff = np.abs(a - b)
+    assert diff.max() > 0, "--precision bf16 ran in float32"
+    # random weights (the test checkpoint) amplify rounding: measured 7 levels at most, 0.65 on average
+    assert diff.mean() <= 1 and diff.max() <= 12
+    auto = read_image(tmp_path / "auto" / "good.png")[0].astype(int)
+    assert np.array_equal(auto, b if fast_bf16("cpu") else a), "auto must pick bf16 exactly where it is native"
+    with pytest.raises(SystemExit):
+        n2n("denoise", ckpt, src, "-o", tmp_path / "x", "--precision", "fp16")
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bf16_is_refused_for_onnx_models(ckpt, inputs, tmp_path, capsys):
+    from n2n.inference.checkpoints import load_unet
+
+    onnx_path = export_onnx(load_unet(ckpt), tmp_path / "model.onnx")
+    assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "out", "--precision", "bf16") == 2
+    assert "ONNX models run in fp32" in capsys.readouterr().err
+    assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "out", "--precision", "auto") == 0

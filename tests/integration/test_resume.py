@@ -1,0 +1,177 @@
+"""Resume after an interruption: SIGINT/SIGTERM save checkpoints/last.ckpt after the current step, and
+`ckpt_path=last hydra.run.dir=RUN` goes on from that step with the same weights, optimiser, schedule and data
+generator, logging into the same TensorBoard run, to the same final numbers as an uninterrupted run.
+
+In-process runs (a callback sends the signal at an exact step) cover the step arithmetic; one test kills a
+real `train.py` subprocess from outside and resumes it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from omegaconf import OmegaConf
+
+from helpers.runs import ROOT, compose_train, run_in_process, scalars, tiny
+from n2n.data.datamodule import N2NDataModule
+from n2n.errors import CheckpointError
+from n2n.config import resolve_ckpt_path
+
+STEPS_PER_EPOCH, EPOCHS = 4, 2
+
+
+class SignalAt(Callback):
+    """Sends `signum` to this process at the end of training step `step`."""
+
+    def __init__(self, step: int, signum: int):
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+class CountSteps(Callback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        self.steps += 1
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(images, one_thread, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    run_in_process(tiny(*images), run_dir)
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_datamodule_generator_state_is_restored(images):
+    """The batches drawn after load_state_dict are those the original DataModule draws next."""
+    config = OmegaConf.to_container(compose_train(tiny(*images)), resolve=True)
+    a = N2NDataModule(config)
+    a.setup("fit")
+    for _ in range(3):
+        a.draw_train_batch(torch.device("cpu"))
+    state = a.state_dict()
+    assert isinstance(state["generator"], torch.Tensor)
+    expected = a.draw_train_batch(torch.device("cpu"))
+
+    b = N2NDataModule(config)
+    b.setup("fit")
+    fresh = b.draw_train_batch(torch.device("cpu"))
+    assert not torch.equal(fresh[0], expected[0])  # without the state the next batch differs
+    b.load_state_dict(state)
+    restored = b.draw_train_batch(torch.device("cpu"))
+    assert torch.equal(restored[0], expected[0]) and torch.equal(restored[1], expected[1])
+
+
+@pytest.mark.parametrize("signum,step", [
+    pytest.param(signal.SIGTERM, 6, id="sigterm-mid-epoch"),  # the resumed run does the 2 steps left of epoch 2
+    pytest.param(signal.SIGINT, 4, id="sigint-last-step-of-epoch"),  # its validation runs first: none is skipped
+    pytest.param(signal.SIGTERM, 3, id="sigterm-first-epoch"),
+])
+def test_interrupt_then_resume_matches_uninterrupted(images, uninterrupted, tmp_path, monkeypatch, signum, step):
+    reference_dir, reference = uninterrupted
+    run_dir = tmp_path / "run"
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        run_in_process(tiny(*images), run_dir, SignalAt(step, signum))
+    assert stopped.value.code == 128 + signum
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == step
+    assert "generator" in saved["N2NDataModule"]  # the data generator's state travels with the checkpoint
+    assert not (run_dir / "metrics.json").exists()  # an interrupted run is not a finished one
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # put back
+
+    counter = CountSteps()
+    run_in_process([*tiny(*images), "ckpt_path=last"], run_dir, counter)
+    total = STEPS_PER_EPOCH * EPOCHS
+    assert counter.steps == total - step  # exactly the steps that were left, also mid-epoch
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == total
+    for key in ("val_psnr", "best_val_psnr", "train_loss", "val_ssim"):
+        assert metrics[key] == pytest.approx(reference[key], abs=1e-5), key
+    # one TensorBoard run: every step logged once, one validation per epoch, the same curves
+    logged, expected = scalars(run_dir), scalars(reference_dir)
+    for tag in ("train/loss", "val/psnr", "train/lr"):
+        steps = [s for s, _ in logged[tag]]
+        assert steps == sorted(set(steps)), tag
+        assert steps == [s for s, _ in expected[tag]], tag
+        assert [v for _, v in logged[tag]] == pytest.approx([v for _, v in expected[tag]], abs=1e-5), tag
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best-8.ckpt", "last.ckpt"]
+
+
+def test_ckpt_path_last_names_the_run_folder(tmp_path):
+    with pytest.raises(CheckpointError, match=r"ckpt_path=last: .*run/checkpoints/last.ckpt does not exist.*"
+                                              r"hydra.run.dir=RUN_FOLDER"):
+        resolve_ckpt_path("last", tmp_path / "run")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        resolve_ckpt_path(str(tmp_path), tmp_path / "run")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path / "run")
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert resolve_ckpt_path("last", tmp_path / "run") == str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert resolve_ckpt_path(None, tmp_path) is None
+
+
+def _start_train(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": "", "HYDRA_FULL_ERROR": "0",
+           "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigterm_to_train_py_then_resume_in_the_same_run_folder(images, one_thread, tmp_path):
+    """A real train.py killed from outside mid-run, resumed with ckpt_path=last hydra.run.dir=RUN."""
+    steps, epochs = 12, 2
+    args = tiny(*images, steps=steps, epochs=epochs)
+    reference_dir = tmp_path / "reference"
+    run_in_process(args, reference_dir)
+    reference = json.loads((reference_dir / "metrics.json").read_text())
+
+    run_dir = tmp_path / "run"
+    proc = _start_train([*args, f"hydra.run.dir={run_dir}"], tmp_path / "first.log")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    try:
+        size = -1
+        while not last.exists() or last.stat().st_size != size:  # written after epoch 1's validation
+            size = last.stat().st_size if last.exists() else -1
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # most likely during epoch 2 (mid-epoch is also tested in-process)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = (tmp_path / "first.log").read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert "Traceback" not in output
+    assert f"Resume with: python train.py ckpt_path=last hydra.run.dir={run_dir}" in output
+    stopped_at = torch.load(last, weights_only=True)["global_step"]
+    assert steps <= stopped_at < steps * epochs
+
+    log = tmp_path / "resume.log"
+    resumed = _start_train([*args, "ckpt_path=last", f"hydra.run.dir={run_dir}"], log)
+    assert resumed.wait(timeout=240) == 0, log.read_text()[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["global_step"] == steps * epochs
+    for key in ("val_psnr", "best_val_psnr", "train_loss"):
+        assert metrics[key] == pytest.approx(reference[key], abs=1e-3), key
+    logged = scalars(run_dir)
+    assert [s for s, _ in logged["val/psnr"]] == [steps - 1, steps * epochs - 1]
+    loss_steps = [s for s, _ in logged["train/loss"]]
+    assert loss_steps == list(range(steps * epochs))  # no gap, no repeat across the interruption
