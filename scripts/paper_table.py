@@ -225,11 +225,13 @@ def make_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Nam
     def seconds(r: dict[str, Any]) -> str:
         return f"{r['train_seconds']:.0f} s" if "train_seconds" in r else "-"
 
+    from n2n.devices import describe_machine
+
     steps = args.max_steps if args.max_steps is not None else "the recipe's 12 000"
     lines = [
         f"PSNR in dB on the test folder `{args.test_dir}`, models trained on `{args.train_dir}` for {steps} steps"
         + (f" with the extra overrides `{' '.join(args.overrides)}`" if args.overrides else "")
-        + f"; {datetime.datetime.now():%Y-%m-%d %H:%M}, {machine()}. Run folders under `{args.out}`.",
+        + f"; {datetime.datetime.now():%Y-%m-%d %H:%M}, {describe_machine()}. Run folders under `{args.out}`.",
         "",
         "| case | noise | loss | N2N PSNR | N2C PSNR | noisy input PSNR | training time N2N / N2C | command (N2C: add `target=clean`) |",
         "|---|---|---|---|---|---|---|---|",
@@ -252,17 +254,6 @@ def make_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Nam
             if not r.get("ok"):
                 lines.append(f"  **{r.get('error', 'failed')}**")
     return "\n".join(lines) + "\n"
-
-
-def machine() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return f"GPU {torch.cuda.get_device_name()}"
-    except Exception:  # noqa: BLE001 - the table is still worth writing
-        pass
-    return "no GPU visible to this script"
 
 
 def main(argv: list[str] | None = None) -> int:

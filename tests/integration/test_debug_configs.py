@@ -54,10 +54,11 @@ def test_overfit_redraws_the_same_batches(images):
 
 class Losses(Callback):
     def __init__(self):
-        self.values = []
+        self.values, self.batches = [], []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.values.append(float(outputs["loss"]))
+        self.batches.append(batch[0].clone())
 
 
 def test_overfit_makes_the_loss_fall(images, one_thread, tmp_path):
@@ -68,5 +69,6 @@ def test_overfit_makes_the_loss_fall(images, one_thread, tmp_path):
                     "trainer.precision=32-true", "trainer.enable_progress_bar=false", "logger=none"],
                    tmp_path, losses)
     assert len(losses.values) == 40
+    assert all(torch.equal(b, losses.batches[0]) for b in losses.batches)  # one batch, again and again
     first, last = sum(losses.values[:5]) / 5, sum(losses.values[-5:]) / 5
     assert last < 0.5 * first, (first, last)
