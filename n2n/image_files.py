@@ -420,30 +420,88 @@ def encode_png16(arr: np.ndarray, icc_profile: bytes | None = None) -> bytes:
 
 
 def to_uint8_chw(array: np.ndarray, channels: int) -> torch.Tensor:
-    """An H x W (x C) uint8/uint16 image as a C x H x W uint8 tensor with `channels` channels, as training
-    uses it: 16-bit values are scaled to 8 bits (v / 257, rounded), alpha is dropped (it carries no signal to
-    denoise), grey is replicated to RGB and RGB made grey with ITU-R 601 luma weights."""
+    """An H x W (x C) uint8/uint16 image as a C x H x W uint8 tensor with `channels` channels, as training on
+    clean images uses it: 16-bit values are scaled to 8 bits (v / 257, rounded), alpha is dropped (it carries
+    no signal to denoise), grey is replicated to RGB and RGB made grey with ITU-R 601 luma weights."""
     if array.ndim == 2:
         array = array[:, :, None]
     if array.dtype == np.uint16:
         array = (array.astype(np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
-    elif array.dtype != np.uint8:
+    return to_chw(array, channels)
+
+
+def to_chw(array: np.ndarray, channels: int) -> torch.Tensor:
+    """An H x W (x C) image as a C x H x W tensor with `channels` channels, keeping its bit depth: uint8 stays
+    uint8; uint16 becomes int32 (PyTorch cannot index uint16 tensors), to be divided by PIXEL_MAX[dtype]."""
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.dtype not in (np.uint8, np.uint16):
         raise DataError(f"expected a uint8 or uint16 image, got {array.dtype}")
-    if array.shape[2] in (2, 4):
+    if array.shape[2] in (2, 4):  # alpha carries no signal to denoise
         array = array[:, :, :-1]
     if array.shape[2] == 1 and channels == 3:
         array = np.repeat(array, 3, axis=2)
     elif array.shape[2] == 3 and channels == 1:
-        array = np.round(array @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[:, :, None]
+        luma = np.round(array @ np.array([0.299, 0.587, 0.114]))
+        array = luma.astype(array.dtype)[:, :, None]
     elif array.shape[2] != channels:
         raise DataError(f"cannot use an image with {array.shape[2]} channels as {channels}-channel data")
+    if array.dtype == np.uint16:
+        array = array.astype(np.int32)
     return torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1).contiguous()
 
 
-def read_training_image(path: str | Path, channels: int) -> torch.Tensor:
-    """One image file as a C x H x W uint8 tensor for training (see to_uint8_chw); DataError naming the file."""
+#: What the largest pixel value of a tensor of each dtype stands for (see as_float).
+PIXEL_MAX = {torch.uint8: 255.0, torch.int32: 65535.0}
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """Pixels as floats in [0, 1]: uint8 / 255, 16-bit (held as int32) / 65535; floats as they are."""
+    if x.is_floating_point():
+        return x.float()
+    return x.float().div_(PIXEL_MAX[x.dtype])
+
+
+def read_training_image(path: str | Path, channels: int, keep_16bit: bool = False) -> torch.Tensor:
+    """One image file as a C x H x W tensor for training (see to_uint8_chw, or to_chw with `keep_16bit`);
+    DataError naming the file."""
     array, _ = read_image(path)
     try:
-        return to_uint8_chw(array, channels)
+        return to_chw(array, channels) if keep_16bit else to_uint8_chw(array, channels)
     except DataError as exc:
         raise DataError(f"image {path}: {exc}") from None
+
+
+def read_frames(path: str | Path) -> np.ndarray:
+    """The frames of a TIFF stack (pages, or the planes of one planar page) as F x H x W x C uint8/uint16;
+    another image file is one frame."""
+    path = Path(path)
+    if path.suffix.lower() in TIFF_EXTENSIONS:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                arr, axes = series.asarray(), series.axes
+                colour = int(tif.pages[0].photometric) == 2  # RGB
+        except Exception as exc:  # noqa: BLE001 - corrupt files raise anything
+            raise DataError(f"cannot read TIFF stack {path}: {exc}") from None
+        if arr.dtype not in (np.uint8, np.uint16):
+            raise DataError(f"TIFF stack {path} holds {arr.dtype} samples: only 8- and 16-bit are supported")
+        if axes.startswith("S") and (not colour or axes == "SYX"):
+            # a stack saved as one planar image of N samples (what tifffile.imwrite(path, stack) writes without
+            # photometric=, calling 3 or 4 of them RGB): one page is no stack, so its samples are the frames
+            axes = "Q" + axes[1:]
+        if "S" in axes:  # samples last, whatever the planar configuration
+            arr = np.moveaxis(arr, axes.index("S"), -1)
+            axes = axes.replace("S", "") + "S"
+        frame_axes = [i for i, a in enumerate(axes) if a not in "YXS"]
+        if len(frame_axes) > 1:
+            raise DataError(f"TIFF stack {path} has axes {axes}: expected one frame axis (pages), Y, X and "
+                            f"optionally samples")
+        if not frame_axes:
+            arr, axes = arr[None], "I" + axes
+        else:
+            arr = np.moveaxis(arr, frame_axes[0], 0)
+            axes = axes[frame_axes[0]] + axes.replace(axes[frame_axes[0]], "")
+        return np.ascontiguousarray(arr if axes.endswith("S") else arr[..., None])
+    array, _ = read_image(path)
+    return array[None]

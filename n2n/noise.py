@@ -126,6 +126,24 @@ class PoissonNoise(NoiseModel):
         return torch.poisson((lam * x).clamp_min(0), generator=generator) / lam
 
 
+class PoissonGaussianNoise(NoiseModel):
+    """The noise of a camera or microscope sensor: photon noise `poisson(lam * x) / lam` plus read noise, Gaussian
+    of `sigma` on the 0..255 scale. Mean x, variance x / lam + (sigma / 255)^2: signal-dependent, unlike
+    `gaussian`; both parts are independent between two captures, which is what Noise2Noise needs."""
+
+    name = "poisson_gaussian"
+
+    def __init__(self, lam: Any = 30, sigma: Any = 5):
+        self.lam = Level("lam", lam, minimum=0, exclusive_min=True)
+        self.sigma = Level("sigma", sigma, minimum=0)
+
+    def _apply(self, x, generator):
+        lam = _per_image(self.lam.sample(x.shape[0], x.device, generator))
+        sigma = _per_image(self.sigma.sample(x.shape[0], x.device, generator)) / 255
+        photons = torch.poisson((lam * x).clamp_min(0), generator=generator) / lam
+        return photons + sigma * torch.randn(x.shape, device=x.device, generator=generator)
+
+
 class BernoulliNoise(NoiseModel):
     """Multiplicative Bernoulli noise: each pixel (all channels together) kept with probability `p`, else 0.
 
@@ -269,7 +287,7 @@ class TextNoise(NoiseModel):
 
 #: Choices for `noise.name`.
 NOISE_MODELS: dict[str, type[NoiseModel]] = {
-    m.name: m for m in (GaussianNoise, PoissonNoise, BernoulliNoise, TextNoise, ImpulseNoise)
+    m.name: m for m in (GaussianNoise, PoissonNoise, PoissonGaussianNoise, BernoulliNoise, TextNoise, ImpulseNoise)
 }
 
 def build_noise(cfg: Mapping[str, Any]) -> NoiseModel:

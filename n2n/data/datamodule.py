@@ -23,6 +23,7 @@ from n2n.data.augment import build_augment
 from n2n.data.crops import CropBank
 from n2n.data.sources import SOURCES, DataSource, ValidationData, source_class
 from n2n.errors import ConfigError
+from n2n.image_files import as_float
 from n2n.noise import NoiseModel, build_noise
 
 #: Options of the `data` section that the DataModule itself reads, whatever the source.
@@ -62,16 +63,24 @@ def build_noises(noise_cfg: Mapping[str, Any]) -> tuple[NoiseModel, NoiseModel]:
 
 
 def validation_pairs(data: ValidationData, noise: NoiseModel, seed: int,
-                     limit: int | None = None) -> tuple[list[str], list[tuple[torch.Tensor, torch.Tensor]]]:
-    """(names, [(noisy, clean)]): the source's own noisy images, or fixed noise drawn per image (the same in
-    every run and every process, whatever the order of the calls)."""
-    names, clean = data.names, data.clean
+                     limit: int | None = None) -> tuple[list[str], list[dict[str, torch.Tensor]]]:
+    """(names, items): each item holds `noisy` (the input), `clean` where the source has a clean reference and
+    `other` where it has an independent noisy copy instead. Sources without noisy inputs get fixed noise drawn
+    on their clean images (the same in every run and every process, whatever the order of the calls)."""
+    count = min(len(data.names), limit) if limit else len(data.names)
     noisy = data.noisy
     if noisy is None:
-        noisy = [noise(im[None].float() / 255, generator=torch.Generator().manual_seed(1_000_003 * seed + i))[0]
-                 for i, im in enumerate(clean[:limit] if limit else clean)]
-    count = min(len(clean), limit) if limit else len(clean)
-    return [str(n) for n in names[:count]], list(zip(noisy[:count], clean[:count]))
+        noisy = [noise(as_float(im[None]), generator=torch.Generator().manual_seed(1_000_003 * seed + i))[0]
+                 for i, im in enumerate(data.clean[:count])]
+    items = []
+    for i in range(count):
+        item = {"noisy": noisy[i]}
+        if data.clean is not None:
+            item["clean"] = data.clean[i]
+        if data.other is not None:
+            item["other"] = data.other[i]
+        items.append(item)
+    return [str(n) for n in data.names[:count]], items
 
 
 class _StepCounter:
@@ -110,9 +119,9 @@ class N2NDataModule(L.LightningDataModule):
         self.augment = build_augment(section(config, "aug"))
         self.noise, self.val_noise = build_noises(section(config, "noise"))
         self.seed = int(require(config, "seed", "config"))
-        self.train_bank: CropBank | None = None
+        self.train_bank: CropBank | None = None  # clean images, or the noisy captures of each scene
         self.train_stack: torch.Tensor | None = None  # (N, 2, C, H, W) uint8: both noisy copies of each pair
-        self.val_pairs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.val_pairs: list[dict[str, torch.Tensor]] | None = None
         self.val_names: list[str] = []
         self._generator: torch.Generator | None = None
         self._generator_state: torch.Tensor | None = None
@@ -125,6 +134,8 @@ class N2NDataModule(L.LightningDataModule):
         if stage in (None, "fit") and self.train_bank is None and self.train_stack is None:
             if self.source.clean_train:
                 self.train_bank = CropBank(self.source.train_images())
+            elif self.source.random_crops:
+                self.train_bank = CropBank(self.source.train_frames())
             else:
                 self.train_stack = self.source.train_pairs()
         if self.val_pairs is None:
@@ -144,16 +155,21 @@ class N2NDataModule(L.LightningDataModule):
             steps = max(1, self.num_train // self.batch_size)  # one pass over the pairs, like the seed
         return _StepCounter(steps)
 
+    @property
+    def has_clean_validation(self) -> bool:
+        """Whether validation has clean references (val/psnr, val/ssim) or only noisy copies (val/n2n_loss)."""
+        self.setup("validate")
+        return bool(self.val_pairs) and "clean" in self.val_pairs[0]
+
     def val_dataloader(self):
-        same_size = len({tuple(c.shape) for _, c in self.val_pairs}) == 1
+        same_size = len({tuple(item["noisy"].shape) for item in self.val_pairs}) == 1
         return DataLoader(self.val_pairs, batch_size=self.val_batch_size if same_size else 1, shuffle=False)
 
     # ----------------------------------------------------------------------------- batches on device
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, int):
             return self.draw_train_batch(self._device())
-        noisy, clean = batch
-        return as_float(noisy), as_float(clean)
+        return {key: as_float(value) for key, value in batch.items()}
 
     def _device(self) -> torch.device:
         trainer = getattr(self, "trainer", None)
@@ -209,6 +225,8 @@ class N2NDataModule(L.LightningDataModule):
             return self.augment.pairs(as_float(stack[idx]), generator=g).unbind(1)
         if self.train_bank.flat.device != device:
             self.train_bank.to(device)
+        if not self.source.clean_train:  # two different captures of one scene, cropped alike
+            return self.augment.pairs(as_float(self.train_bank.sample_pairs(n, self.crop_size, g)), generator=g).unbind(1)
         clean = self.augment.pairs(as_float(self.train_bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
         source = self.noise(clean, generator=g)
         target = self.noise(clean, generator=g) if self.target == "noisy" else clean
@@ -230,6 +248,3 @@ class N2NDataModule(L.LightningDataModule):
         perm = state.get("perm")
         self._perm = perm if perm is not None else None
 
-
-def as_float(x: torch.Tensor) -> torch.Tensor:
-    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()

@@ -13,14 +13,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm import tqdm
 
 from n2n.config import RunContext
-from n2n.data.datamodule import as_float, build_noises, build_source, validation_pairs
+from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
 from n2n.errors import ConfigError
+from n2n.image_files import as_float, write_image
 from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
@@ -52,16 +54,26 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
         images_dir.mkdir(parents=True, exist_ok=True)
     rows, grid_rows = [], []
     num_comparisons = int(cfg.num_comparisons)
-    for i, (name, (noisy, clean)) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
-        noisy, clean = as_float(noisy), as_float(clean)
+    for i, (name, item) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
+        noisy = as_float(item["noisy"])
         denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.tile)[0].cpu())
         noisy8 = quantize8(noisy)
-        rows.append({"image": name, "psnr_noisy": psnr(noisy8, clean), "psnr_denoised": psnr(denoised, clean),
-                     "ssim_noisy": ssim(noisy8, clean), "ssim_denoised": ssim(denoised, clean)})
+        row: dict[str, Any] = {"image": name}
+        reference = None
+        if "clean" in item:  # against the clean image
+            reference = clean = as_float(item["clean"])
+            row.update(psnr_noisy=psnr(noisy8, clean), psnr_denoised=psnr(denoised, clean),
+                       ssim_noisy=ssim(noisy8, clean), ssim_denoised=ssim(denoised, clean))
+        if "other" in item:  # no clean image: against an independent noisy copy (docs/own-data.md)
+            other = as_float(item["other"])
+            reference = other if reference is None else reference
+            row.update(n2n_loss_noisy=float(((noisy - other) ** 2).mean()),
+                       n2n_loss_denoised=float(((denoised - other) ** 2).mean()))
+        rows.append(row)
         if cfg.save_images:
-            Image.fromarray(_squeeze(to_uint8_hwc(denoised))).save(images_dir / f"{Path(name).stem}.png")
+            write_image(images_dir / f"{Path(name).stem}.png", to_pixels(denoised, item["noisy"].dtype))
         if i < num_comparisons:
-            grid_rows.append([noisy8, denoised, clean])
+            grid_rows.append([noisy8, denoised, reference.clamp(0, 1)])
 
     if grid_rows:
         grid = comparison_grid(grid_rows)
@@ -72,9 +84,14 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(rows)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"{metrics['num_images']} images: PSNR noisy {metrics['psnr_noisy']:.3f} dB -> denoised "
-          f"{metrics['psnr_denoised']:.3f} dB; SSIM noisy {metrics['ssim_noisy']:.4f} -> denoised "
-          f"{metrics['ssim_denoised']:.4f}\nwritten to {out_dir}", flush=True)
+    parts = []
+    if "psnr_noisy" in metrics:
+        parts.append(f"PSNR noisy {metrics['psnr_noisy']:.3f} dB -> denoised {metrics['psnr_denoised']:.3f} dB; "
+                     f"SSIM noisy {metrics['ssim_noisy']:.4f} -> denoised {metrics['ssim_denoised']:.4f}")
+    if "n2n_loss_noisy" in metrics:
+        parts.append(f"mean squared difference to the other noisy copy: noisy {metrics['n2n_loss_noisy']:.6f} -> "
+                     f"denoised {metrics['n2n_loss_denoised']:.6f}" + ("" if parts else " (no clean images)"))
+    print(f"{metrics['num_images']} images: {'; '.join(parts)}\nwritten to {out_dir}", flush=True)
     return metrics
 
 
@@ -83,9 +100,16 @@ def summarize(rows: list[dict[str, Any]], ckpt_path: str) -> dict[str, Any]:
         values = [r[key] for r in rows if not math.isnan(r[key])]
         return sum(values) / len(values) if values else float("nan")
 
-    return {"checkpoint": str(ckpt_path), "num_images": len(rows),
-            **{k: mean(k) for k in ("psnr_noisy", "psnr_denoised", "ssim_noisy", "ssim_denoised")}}
+    keys = [k for k in rows[0] if k != "image"]
+    return {"checkpoint": str(ckpt_path), "num_images": len(rows), **{k: mean(k) for k in keys}}
 
 
 def _squeeze(array):
     return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+def to_pixels(image: torch.Tensor, dtype: torch.dtype):
+    """A C x H x W float image in [0, 1] as H x W x C pixels of the input's bit depth (8 or 16)."""
+    maximum = 65535 if dtype == torch.int32 else 255
+    array = (image.clamp(0, 1) * maximum).round().permute(1, 2, 0).numpy()
+    return array.astype("uint16" if maximum == 65535 else "uint8")

@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from n2n.config import require, section
@@ -90,6 +91,8 @@ class N2NModule(L.LightningModule):
         self.val_psnr = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self.val_n2n_loss = MeanMetric()
+        self.loss_name = section(config, "loss").get("name")
         self._grid_rows: list[list[torch.Tensor]] = []
         self._total_steps = 0.0
 
@@ -168,22 +171,40 @@ class N2NModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ---------------------------------------------------------------------------------- validation
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        noisy, clean = batch
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """`noisy` is the input; against `clean` (where the data has it): val/psnr, val/ssim, val/psnr_noisy;
+        against `other`, an independent noisy copy (data without clean images): val/n2n_loss, whose expectation
+        is the loss against the clean image plus a constant (the noise's variance for l2), so it ranks
+        checkpoints as the clean loss would (docs/own-data.md)."""
+        noisy = batch["noisy"]
         output = self.net(noisy)
         n = noisy.shape[0]
         # metrics in float32 even under bf16 autocast: bfloat16 cannot hold the 8-bit levels k/255 exactly,
         # and SSIM's Gaussian filter is a convolution that autocast would run in bfloat16
         with torch.autocast(self.device.type, enabled=False):
             denoised = quantize8(output.float())
-            self.val_psnr(denoised, clean)
-            self.val_psnr_noisy(quantize8(noisy), clean)
-            self.val_ssim(denoised, clean)
-        self.log("val/psnr", self.val_psnr, prog_bar=True, batch_size=n)
-        self.log("val/psnr_noisy", self.val_psnr_noisy, batch_size=n)
-        self.log("val/ssim", self.val_ssim, batch_size=n)
+            reference = batch.get("clean")
+            if reference is not None:
+                self.val_psnr(denoised, reference)
+                self.val_psnr_noisy(quantize8(noisy), reference)
+                self.val_ssim(denoised, reference)
+            if "other" in batch:
+                reference = batch["other"] if reference is None else reference
+                self.val_n2n_loss(self._n2n_loss(output.float().clamp(0, 1), batch["other"]), weight=n)
+        if "clean" in batch:
+            self.log("val/psnr", self.val_psnr, prog_bar=True, batch_size=n)
+            self.log("val/psnr_noisy", self.val_psnr_noisy, batch_size=n)
+            self.log("val/ssim", self.val_ssim, batch_size=n)
+        if "other" in batch:
+            self.log("val/n2n_loss", self.val_n2n_loss, prog_bar="clean" not in batch, batch_size=n)
         for i in range(min(n, self.num_logged_images - len(self._grid_rows))):
-            self._grid_rows.append([noisy[i].clamp(0, 1).cpu(), denoised[i].cpu(), clean[i].cpu()])
+            self._grid_rows.append([noisy[i].clamp(0, 1).cpu(), denoised[i].cpu(), reference[i].clamp(0, 1).cpu()])
+
+    def _n2n_loss(self, output: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """Mean absolute error for loss=l1 (median-preserving noise), else mean squared error."""
+        if self.loss_name == "l1":
+            return (output - other).abs().mean()
+        return ((output - other) ** 2).mean()
 
     def on_validation_epoch_end(self) -> None:
         rows, self._grid_rows = self._grid_rows, []

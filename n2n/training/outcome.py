@@ -33,8 +33,11 @@ def run_metrics(trainer: L.Trainer, callbacks: RunCallbacks, status: str, second
     if status == "finished":
         out.update({k.replace("/", "_"): float(v) for k, v in trainer.callback_metrics.items()})
     ckpt = callbacks.checkpoint
+    monitor = ckpt.monitor if ckpt is not None and ckpt.monitor else "val/psnr"
     best = ckpt.best_model_score if ckpt is not None and status == "finished" else None
-    out["best_val_psnr"] = float(best) if best is not None else out.get("val_psnr", float("nan"))
+    best = float(best) if best is not None else out.get(str(monitor).replace("/", "_"), float("nan"))
+    out["monitor"], out["best_score"] = monitor, best
+    out["best_val_psnr"] = best if monitor == "val/psnr" else out.get("val_psnr", float("nan"))
     out["best_checkpoint"] = ckpt.best_model_path if ckpt is not None and status == "finished" else ""
     out["global_step"] = int(trainer.global_step)
     out["train_seconds"] = round(seconds, 2) if seconds is not None else None

@@ -66,12 +66,12 @@ def test_validation_noise_is_fixed_across_runs(image_dirs):
     a.setup("validate")
     b.setup("validate")
     assert a.val_names == ["img00.png", "img01.png"]
-    for (na, ca), (nb, cb) in zip(a.val_pairs, b.val_pairs):
-        assert torch.equal(na, nb) and torch.equal(ca, cb)
-    assert a.val_pairs[1][1].shape == (3, 45, 70)
+    for x, y in zip(a.val_pairs, b.val_pairs):
+        assert torch.equal(x["noisy"], y["noisy"]) and torch.equal(x["clean"], y["clean"])
+    assert a.val_pairs[1]["clean"].shape == (3, 45, 70)
     c = N2NDataModule(folder_config(*image_dirs, val_seed=1))
     c.setup("validate")
-    assert not torch.equal(a.val_pairs[0][0], c.val_pairs[0][0])
+    assert not torch.equal(a.val_pairs[0]["noisy"], c.val_pairs[0]["noisy"])
 
 
 def test_ee559_epoch_visits_every_pair_once(ee559_files):

@@ -55,6 +55,14 @@ def test_poisson_mean_is_x_and_variance_is_x_over_lam(value):
     assert torch.allclose(counts, counts.round(), atol=1e-3)
 
 
+@pytest.mark.parametrize("value", [0.1, 0.5, 0.9])
+def test_poisson_gaussian_mean_is_x_and_variance_adds_read_noise(value):
+    lam, sigma = 20.0, 10.0
+    noisy = build_noise({"name": "poisson_gaussian", "lam": lam, "sigma": sigma})(constant(value), seeded())
+    assert noisy.mean().item() == pytest.approx(value, abs=0.01)
+    assert noisy.var().item() == pytest.approx(value / lam + (sigma / 255) ** 2, rel=0.05)
+
+
 def test_poisson_larger_lam_is_less_noisy():
     clean = constant(0.5)
     low = build_noise({"name": "poisson", "lam": 5})(clean, seeded()).var().item()
@@ -158,7 +166,7 @@ def test_fraction_ranges_draw_per_image(name, option, measure):
 
 # --- All models -----------------------------------------------------------------------------------------------------
 
-ALL = [{"name": "gaussian"}, {"name": "poisson"}, {"name": "bernoulli"}, {"name": "text"}, {"name": "impulse"},
+ALL = [{"name": "gaussian"}, {"name": "poisson"}, {"name": "poisson_gaussian"}, {"name": "bernoulli"}, {"name": "text"}, {"name": "impulse"},
        {"name": "gaussian", "sigma": [0, 50]}, {"name": "text", "coverage": [0, 0.5]}]
 
 
@@ -187,7 +195,7 @@ def test_rejects_non_batch_input():
 
 
 def test_registry_name_and_repr():
-    assert set(NOISE_MODELS) == {"gaussian", "poisson", "bernoulli", "text", "impulse"}
+    assert set(NOISE_MODELS) == {"gaussian", "poisson", "poisson_gaussian", "bernoulli", "text", "impulse"}
     model = build_noise({"name": "gaussian", "sigma": [0, 50]})
     assert model.name == "gaussian"
     assert repr(model) == "GaussianNoise(sigma=[0, 50])"
@@ -248,7 +256,7 @@ def test_bad_configs_name_the_option(cfg, message):
 
 
 def test_bad_config_messages_say_what_is_allowed():
-    with pytest.raises(ConfigError, match=r"bernoulli, gaussian, impulse, poisson, text"):
+    with pytest.raises(ConfigError, match=r"bernoulli, gaussian, impulse, poisson, poisson_gaussian, text"):
         build_noise({"name": "salt"})
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         build_noise({"name": "bernoulli", "p": 2})

@@ -16,12 +16,14 @@ from n2n.errors import DataError
 
 @dataclass
 class ValidationData:
-    """Held-out images: clean references, and their noisy versions when the source has them (else the
-    DataModule draws fixed noise for them)."""
+    """Held-out images: clean references where the source has them, noisy inputs where it has them (else the
+    DataModule draws fixed noise on the clean ones), and `other`, an independent noisy copy of each input,
+    for the Noise2Noise validation loss where there is no clean image."""
 
     names: list[str]
-    clean: list[torch.Tensor]
+    clean: list[torch.Tensor] | None
     noisy: list[torch.Tensor] | None = None
+    other: list[torch.Tensor] | None = None
 
 
 class DataSource:
@@ -29,8 +31,9 @@ class DataSource:
 
     - `options`: the source's own keys in the `data` section (the DataModule's common keys come on top);
     - `clean_train`: whether training images are clean (noise is synthesised on the device: `train_images`)
-      or come as pairs of noisy copies (`train_pairs`);
-    - `random_crops`: whether training draws random crops of `data.crop_size` from images of any size.
+      or come as noisy copies of each scene;
+    - `random_crops`: whether training draws random crops of `data.crop_size` from images of any size
+      (`train_images`, or `train_frames` for noisy sources) or takes fixed-size pairs whole (`train_pairs`).
     """
 
     name: ClassVar[str]
@@ -51,7 +54,11 @@ class DataSource:
         raise NotImplementedError
 
     def train_pairs(self) -> torch.Tensor:
-        """Noisy training pairs as one uint8 tensor N x 2 x C x H x W (sources without clean training data)."""
+        """Fixed-size noisy training pairs as one uint8 tensor N x 2 x C x H x W (random_crops false)."""
+        raise NotImplementedError
+
+    def train_frames(self) -> list[torch.Tensor]:
+        """Noisy captures of each training scene, F x C x H x W with F >= 2 (noisy sources with random crops)."""
         raise NotImplementedError
 
     def val_data(self) -> ValidationData:

@@ -1,0 +1,89 @@
+"""`data=stacks`: one folder where each multi-page TIFF, or each sub-folder of numbered frames, holds N >= 2
+noisy captures of one scene (microscopy and cryo-EM frames, astrophotography and burst stacks). Every step
+draws two different frames of a scene as input and target: N frames give N (N - 1) ordered pairs."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from n2n.data.sources.base import DataSource, ValidationData
+from n2n.data.sources.captures import (check_scene, clean_references, split, training_frames, val_fraction,
+                                       validation_from_scenes)
+from n2n.errors import ConfigError, DataError
+from n2n.image_files import IMAGE_EXTENSIONS, TIFF_EXTENSIONS, read_frames, read_image, to_chw
+
+
+class FrameStacks(DataSource):
+    name = "stacks"
+    options = frozenset({"dir", "val_dir", "val_clean_dir", "val_fraction", "crop_size"})
+    clean_train = False
+
+    def __init__(self, cfg, channels):
+        super().__init__(cfg, channels)
+        self.fraction = val_fraction(self.cfg)
+        if self.cfg.get("val_dir") and self.fraction:
+            raise ConfigError("data.val_fraction splits data.dir for validation; with data.val_dir given, set "
+                              "data.val_fraction=null")
+        if not self.cfg.get("val_dir") and not self.fraction:
+            raise ConfigError("data=stacks needs validation stacks: data.val_dir=DIR, or data.val_fraction=0.1 to "
+                              "hold out a tenth of data.dir")
+        self._names: tuple[list[str], list[str]] | None = None
+
+    def _split(self) -> tuple[list[str], list[str]]:
+        if self._names is None:
+            names = list(scene_entries(self.cfg.get("dir"), "data.dir"))
+            self._names = split(names, self.fraction, "data.dir") if self.fraction else (names, [])
+        return self._names
+
+    def train_frames(self) -> list[torch.Tensor]:
+        names = self._split()[0]
+        entries = scene_entries(self.cfg["dir"], "data.dir")
+        scenes = [read_stack(entries[n], self.channels) for n in names]
+        return training_frames(scenes, names, self.cfg["crop_size"], "data.dir")
+
+    def val_data(self) -> ValidationData:
+        if self.cfg.get("val_dir"):
+            entries = scene_entries(self.cfg["val_dir"], "data.val_dir")
+            names = list(entries)
+        else:
+            entries, names = scene_entries(self.cfg["dir"], "data.dir"), self._split()[1]
+        scenes = [read_stack(entries[n], self.channels) for n in names]
+        clean = clean_references(self.cfg.get("val_clean_dir"), names, self.channels, [s[0] for s in scenes])
+        return validation_from_scenes(names, scenes, clean)
+
+
+def scene_entries(folder: str | Path, option: str) -> dict[str, Path]:
+    """Scene name -> its multi-page TIFF or its sub-folder of frames, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{option}={folder} is not a folder (expected a folder of multi-page TIFFs or of "
+                        f"sub-folders of numbered frames)")
+    entries = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() or (p.is_file() and p.suffix.lower() in TIFF_EXTENSIONS):
+            entries[p.name] = p
+    if not entries:
+        raise DataError(f"{option}={folder} holds no stacks (looked for .tif/.tiff files and sub-folders of frames)")
+    return entries
+
+
+def _natural(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def read_stack(entry: Path, channels: int) -> torch.Tensor:
+    """One scene as F x C x H x W (uint8, or int32 holding 16-bit values), F >= 2."""
+    if entry.is_dir():
+        files = sorted((p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+                       key=lambda p: _natural(p.name))
+        frames = [to_chw(read_image(f)[0], channels) for f in files]  # one frame per file
+        labels = [str(f) for f in files]
+    else:
+        frames = [to_chw(a, channels) for a in read_frames(entry)]
+        labels = [f"{entry} page {i}" for i in range(len(frames))]
+    if len(frames) < 2:
+        raise DataError(f"stack {entry} holds {len(frames)} frame(s): a scene needs at least 2 noisy captures")
+    check_scene(frames, labels)
+    return torch.stack(frames)
