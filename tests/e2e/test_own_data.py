@@ -118,6 +118,20 @@ def test_each_step_draws_two_different_frames_of_one_scene(tmp_path):
     assert dm.val_pairs[0]["other"].shape == (1, 40, 40)  # the mean of the other frames of the held-out scene
 
 
+def test_even_odd_split_trains_on_half_averages(tmp_path):
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    for scene in ("a", "b"):
+        tifffile.imwrite(folder / f"{scene}.tif", np.stack([np.full((40, 40), 10 * k, np.uint8) for k in range(4)]))
+    dm = N2NDataModule(stacks_config(folder, "aug=none", "data.batch_size=16", "data.frame_split=even_odd"))
+    dm.setup("fit")
+    source, target = dm.draw_train_batch(torch.device("cpu"))
+    levels = {round(float(v) * 255) for v in torch.cat([source, target])[:, 0, 0, 0]}
+    assert levels == {10, 20}  # (0 + 20) / 2 and (10 + 30) / 2
+    with pytest.raises(ConfigError, match="data.frame_split='halves' must be one of random, even_odd"):
+        N2NDataModule(stacks_config(folder, "data.frame_split=halves"))
+
+
 def test_16_bit_values_keep_their_depth(tmp_path):
     """Values below 256 of 65535 (a dim 16-bit capture) are not flattened to 8 bits."""
     for side in "AB":

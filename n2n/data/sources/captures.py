@@ -51,7 +51,7 @@ def check_depths(scenes: Sequence[torch.Tensor], names: Sequence[str], option: s
     """All scenes of a source at one bit depth: training holds them in one buffer."""
     depths = {t.dtype for t in scenes}
     if len(depths) > 1:
-        eight = [n for n, t in zip(names, scenes) if t.dtype == torch.uint8][:3]
+        eight = [n for n, t in zip(names, scenes) if t.dtype == torch.uint8][:3]  # (floats: never mixed)
         raise DataError(f"{option} mixes 8-bit and 16-bit images (8-bit: {', '.join(eight)}): convert them to one "
                         f"bit depth")
 

@@ -12,17 +12,23 @@ from n2n.data.sources.base import DataSource, ValidationData
 from n2n.data.sources.captures import (check_scene, clean_references, split, training_frames, val_fraction,
                                        validation_from_scenes)
 from n2n.errors import ConfigError, DataError
-from n2n.image_files import IMAGE_EXTENSIONS, TIFF_EXTENSIONS, read_frames, read_image, to_chw
+from n2n.image_files import IMAGE_EXTENSIONS, TIFF_EXTENSIONS, as_float, read_frames, read_image, to_chw
 
 
 class FrameStacks(DataSource):
     name = "stacks"
-    options = frozenset({"dir", "val_dir", "val_clean_dir", "val_fraction", "crop_size"})
+    options = frozenset({"dir", "val_dir", "val_clean_dir", "val_fraction", "crop_size", "frame_split"})
     clean_train = False
+    SPLITS = ("random", "even_odd")
 
     def __init__(self, cfg, channels):
         super().__init__(cfg, channels)
         self.fraction = val_fraction(self.cfg)
+        self.frame_split = self.cfg.get("frame_split") or "random"
+        if self.frame_split not in self.SPLITS:
+            raise ConfigError(f"data.frame_split={self.frame_split!r} must be one of {', '.join(self.SPLITS)} (random: "
+                              f"two different frames per sample; even_odd: the mean of the even frames against the "
+                              f"mean of the odd ones)")
         if self.cfg.get("val_dir") and self.fraction:
             raise ConfigError("data.val_fraction splits data.dir for validation; with data.val_dir given, set "
                               "data.val_fraction=null")
@@ -40,8 +46,15 @@ class FrameStacks(DataSource):
     def train_frames(self) -> list[torch.Tensor]:
         names = self._split()[0]
         entries = scene_entries(self.cfg["dir"], "data.dir")
-        scenes = [read_stack(entries[n], self.channels) for n in names]
+        scenes = [self._split_frames(read_stack(entries[n], self.channels)) for n in names]
         return training_frames(scenes, names, self.cfg["crop_size"], "data.dir")
+
+    def _split_frames(self, stack: torch.Tensor) -> torch.Tensor:
+        """even_odd: two half-averages (floats in [0, 1]), as cryo-EM tools train on; random: the frames."""
+        if self.frame_split == "random":
+            return stack
+        frames = as_float(stack)
+        return torch.stack([frames[0::2].mean(0), frames[1::2].mean(0)])
 
     def val_data(self) -> ValidationData:
         if self.cfg.get("val_dir"):
@@ -49,8 +62,10 @@ class FrameStacks(DataSource):
             names = list(entries)
         else:
             entries, names = scene_entries(self.cfg["dir"], "data.dir"), self._split()[1]
-        scenes = [read_stack(entries[n], self.channels) for n in names]
-        clean = clean_references(self.cfg.get("val_clean_dir"), names, self.channels, [s[0] for s in scenes])
+        scenes = [self._split_frames(read_stack(entries[n], self.channels)) for n in names]
+        clean = clean_references(self.cfg.get("val_clean_dir"), names, self.channels,
+                                 [read_stack(entries[n], self.channels)[0] for n in names]
+                                 if self.cfg.get("val_clean_dir") else [])
         return validation_from_scenes(names, scenes, clean)
 
 
