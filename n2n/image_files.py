@@ -22,6 +22,7 @@ import tifffile
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from n2n.atomic import atomic_output
 from n2n.errors import DataError
 
 #: Extensions of the image files n2n reads from a folder (training, eval.py, `n2n denoise`).
@@ -179,8 +180,14 @@ def write_image(path: str | Path, array: np.ndarray, *, icc_profile: bytes | Non
     """Write H x W x C (or H x W) uint8/uint16; the format follows the extension.
 
     PNG and TIFF take 8 and 16 bits, grey/grey+alpha/RGB/RGBA; other formats (JPEG, BMP, WebP...) 8 bits.
+    Written atomically (n2n.atomic): an interrupted write never leaves a partial file under `path`.
     """
     path = Path(path)
+    with atomic_output(path) as tmp:
+        _write_image(path, tmp, array, icc_profile)
+
+
+def _write_image(path: Path, target: Path, array: np.ndarray, icc_profile: bytes | None) -> None:
     arr = np.ascontiguousarray(array[:, :, None] if array.ndim == 2 else array)
     if arr.ndim != 3 or arr.dtype not in (np.uint8, np.uint16):
         raise DataError(f"cannot write {path}: expected an H x W x C uint8/uint16 array, got {arr.dtype} {arr.shape}")
@@ -188,7 +195,7 @@ def write_image(path: str | Path, array: np.ndarray, *, icc_profile: bytes | Non
     ext = path.suffix.lower()
     if ext in TIFF_EXTENSIONS:
         tifffile.imwrite(
-            path, arr[:, :, 0] if channels == 1 else arr,
+            target, arr[:, :, 0] if channels == 1 else arr,
             photometric="rgb" if channels in (3, 4) else "minisblack",
             extrasamples=["unassalpha"] if channels in (2, 4) else None,
             compression="zlib", iccprofile=icc_profile,
@@ -203,7 +210,7 @@ def write_image(path: str | Path, array: np.ndarray, *, icc_profile: bytes | Non
         if fmt != "PNG":
             raise DataError(f"cannot write {path}: {fmt} stores only 8-bit images; use .png or .tif for 16-bit")
         if channels > 1:  # Pillow has no 16-bit colour mode
-            path.write_bytes(encode_png16(arr, icc_profile))
+            target.write_bytes(encode_png16(arr, icc_profile))
             return
         im = Image.fromarray(arr[:, :, 0])  # uint16 becomes mode I;16, written as a 16-bit grey PNG
     else:
@@ -213,7 +220,7 @@ def write_image(path: str | Path, array: np.ndarray, *, icc_profile: bytes | Non
     options = dict(_SAVE_OPTIONS.get(fmt, {}))
     if icc_profile and fmt in ("PNG", "JPEG", "WEBP"):
         options["icc_profile"] = icc_profile
-    im.save(path, format=fmt, **options)
+    im.save(target, format=fmt, **options)
 
 
 # ----------------------------------------------------------------------------- adapting to the network

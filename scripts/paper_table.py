@@ -271,7 +271,9 @@ def main(argv: list[str] | None = None) -> int:
             results[case][mode] = run_mode(case, mode, args, f"[{i * len(MODES) + j + 1}/{total}]")
     table = make_table(results, args)
     path = args.out / "paper_table.md"
-    path.write_text(table)
+    from n2n.atomic import write_text
+
+    write_text(path, table)
     print(f"\n{table}\nwritten to {path}", flush=True)
     return 0 if all(r.get("ok") for modes in results.values() for r in modes.values()) else 1
 

@@ -35,6 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from n2n.atomic import write_text
 from n2n.devices import describe_machine, fast_bf16, pick_device
 from n2n.inference.runners import PRECISIONS, TorchRunner, resolve_precision
 from n2n.inference.tiling import DEFAULT_TILE, denoise_tensor
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        write_text(args.json, json.dumps(results, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     return results
 

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Callback
 
 from n2n.training.module import N2NModule
 from n2n.config import resolve_speed
+from n2n.atomic import write_text
 from n2n.devices import describe_machine, pick_device, synchronize
 from n2n.models.unet import UNet
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def _save(results: dict[str, Any], path: Path | None) -> None:
     if path is not None:
-        path.write_text(json.dumps(results, indent=2) + "\n")
+        write_text(path, json.dumps(results, indent=2) + "\n")
 
 
 def failed(results: dict[str, Any]) -> list[str]:

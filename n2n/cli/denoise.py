@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -120,19 +119,7 @@ def denoise_file(runner: Callable, src: Path, dst: Path, tile: int | None, overl
     del image  # restore() keeps what it needs (the alpha plane)
     y = denoise_tensor(runner, x, tile=tile, overlap=overlap)
     del x  # a full-size float copy: free it before restore() makes its own (24 MP RGB: 288 MB each)
-    write_atomically(dst, restore(y), info.icc_profile)
-
-
-def write_atomically(dst: Path, image, icc_profile: bytes | None = None) -> None:
-    """Write next to dst and rename, so an interrupted run never leaves a half-written output."""
-    tmp = dst.with_name(f".{dst.stem}.n2n-partial{dst.suffix}")
-    try:
-        write_image(tmp, image, icc_profile=icc_profile)
-        os.replace(tmp, dst)
-    except OSError as exc:
-        raise DataError(f"cannot write {dst}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_image(dst, restore(y), icc_profile=info.icc_profile)  # atomic: never a half-written output
 
 
 def run(args: argparse.Namespace) -> int:

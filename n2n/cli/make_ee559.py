@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tqdm import tqdm
 from n2n.data.sources import list_images, load_tensor_pair
 from n2n.image_files import read_training_image
 from n2n.metrics import psnr
+from n2n.atomic import atomic_output
 from n2n.errors import ConfigError, DataError
 from n2n.noise import build_noise
 
@@ -162,7 +162,6 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 def _save(pair: tuple[torch.Tensor, torch.Tensor], path: Path) -> None:
-    """torch.save to a temporary name, then rename: an interrupted run leaves no half-written pickle."""
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(tuple(t.contiguous() for t in pair), tmp)
-    os.replace(tmp, path)
+    """Atomically (n2n.atomic): an interrupted run leaves no half-written pickle."""
+    with atomic_output(path) as tmp:
+        torch.save(tuple(t.contiguous() for t in pair), tmp)

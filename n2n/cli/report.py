@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from n2n.atomic import atomic_output, write_text
 from n2n.errors import DataError
 from n2n.training.callbacks.clock import time_to_psnr
 
@@ -304,7 +305,8 @@ def plot(runs: list[Run], groups: list[Group], path: Path) -> int:
     if labels:
         fig.legend(handles, labels, loc="lower center", ncol=2 if len(labels) > 1 else 1, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, min(0.5, 0.05 + 0.045 * rows) if labels else 0, 1, 1))
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return drawn
 
@@ -317,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     text = render(sweep_dir, runs, groups, getattr(args, "target_psnr", None))
-    (out / "report.md").write_text(text)
+    write_text(out / "report.md", text)
     drawn = plot(runs, groups, out / "report.png")
     print(text.rsplit("![", 1)[0].rstrip())
     print(f"\nwrote {out / 'report.md'} and {out / 'report.png'} (curves of {drawn} run(s))")

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 from tqdm import tqdm
 
+from n2n.atomic import atomic_output, write_text
 from n2n.config import RunContext
 from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
@@ -77,13 +77,13 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
 
     if grid_rows:
         grid = comparison_grid(grid_rows)
-        Image.fromarray(_squeeze(to_uint8_hwc(grid))).save(out_dir / "comparison.png")
+        write_image(out_dir / "comparison.png", to_uint8_hwc(grid))
     metrics = summarize(rows, cfg.ckpt_path)
-    with open(out_dir / "per_image.csv", "w", newline="") as f:
+    with atomic_output(out_dir / "per_image.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     parts = []
     if "psnr_noisy" in metrics:
         parts.append(f"PSNR noisy {metrics['psnr_noisy']:.3f} dB -> denoised {metrics['psnr_denoised']:.3f} dB; "

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from n2n.atomic import atomic_output
 from n2n.errors import CheckpointError
 from n2n.models.unet import MULTIPLE
 
@@ -38,10 +39,10 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
     model = _Aligned(copy.deepcopy(net).cpu().eval())
     # Odd multiples of 32 in the example so that no size gets specialised into the graph.
     example = torch.rand(1, int(net.in_channels), 2 * MULTIPLE, 3 * MULTIPLE)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_output(path) as tmp:
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
-            model, (example,), str(path),
+            model, (example,), str(tmp),
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={name: {0: "batch", 2: "height", 3: "width"} for name in (INPUT_NAME, OUTPUT_NAME)},
             opset_version=opset,

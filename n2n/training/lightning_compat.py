@@ -24,6 +24,15 @@ def validation_follows(trainer: L.Trainer) -> bool:
         return bool(loop.batch_progress.is_last_batch)
 
 
+def request_validation_now(trainer: L.Trainer) -> None:
+    """Make Lightning validate right after the current training step. Its epoch loop validates after a step when
+    `trainer.should_stop` is set (as early stopping does), provided validation is due in this epoch at all,
+    which `check_val_every_n_epoch` may deny; the run stops after that validation either way."""
+    trainer.should_stop = True
+    if trainer.check_val_every_n_epoch is not None and trainer.check_val_every_n_epoch > 1:
+        trainer.check_val_every_n_epoch = 1
+
+
 def flush_step_logs(trainer: L.Trainer) -> None:
     """Log this step's metrics now (Lightning would right after the hook we stop in), so that a resumed run's
     curves have no gap."""

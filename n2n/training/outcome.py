@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 
+from n2n.atomic import write_text
 from n2n.config import RunContext
 from n2n.errors import DivergenceError, TrainingInterrupted
 from n2n.training.callbacks import RunCallbacks
@@ -50,7 +51,7 @@ def run_metrics(trainer: L.Trainer, callbacks: RunCallbacks, status: str, second
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def stopped_early(exc: TrainingInterrupted | DivergenceError, trainer: L.Trainer, callbacks: RunCallbacks,

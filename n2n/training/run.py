@@ -15,10 +15,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import OmegaConf
 
+from n2n.atomic import write_text
 from n2n.config import RunContext, section
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError, DivergenceError, N2NError, TrainingInterrupted
 from n2n.training.callbacks import RunCallbacks, build_callbacks
+from n2n.training.checkpoint_io import AtomicCheckpointIO
 from n2n.training.hparams import log_hparams
 from n2n.training.lightning_compat import relaunches_command_line
 from n2n.training.module import N2NModule
@@ -75,6 +77,7 @@ def build_trainer(config: Mapping[str, Any], context: RunContext, extra_callback
     callbacks = build_callbacks(section(config, "callbacks"), section(config, "optimizer"), context,
                                 progress_bar=bool(options.get("enable_progress_bar", True)))
     options.setdefault("logger", build_logger(section(config, "logger"), context))
+    options.setdefault("plugins", [AtomicCheckpointIO()])  # no partial last.ckpt after kill -9 or a full disk
     options["callbacks"] = [*extra_callbacks, *callbacks.all, *(options.get("callbacks") or [])]
     try:
         return L.Trainer(default_root_dir=str(context.run_dir), **options), callbacks
@@ -113,7 +116,7 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
     trainer, callbacks = build_trainer(config, context, extra_callbacks)
     check_launch(trainer, context)
     if trainer.is_global_zero:  # data-parallel runs: the other processes share the run folder
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config))
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(config))
         if resume_notes:
             print(f"resuming from {ckpt_path} with options that differ from the checkpoint's: "
                   + "; ".join(resume_notes[:12]) + (" ..." if len(resume_notes) > 12 else ""), flush=True)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -175,3 +176,15 @@ def test_sigterm_to_train_py_then_resume_in_the_same_run_folder(images, one_thre
     assert [s for s, _ in logged["val/psnr"]] == [steps - 1, steps * epochs - 1]
     loss_steps = [s for s, _ in logged["train/loss"]]
     assert loss_steps == list(range(steps * epochs))  # no gap, no repeat across the interruption
+
+
+@pytest.mark.parametrize("extra,steps,validated", [
+    (["trainer.max_steps=6", "trainer.max_epochs=-1"], 6, [4, 6]),  # stops inside the second epoch
+    (["trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2"], 12, [8, 12]),  # the last epoch is not due
+])
+def test_the_final_step_is_validated_and_last_ckpt_holds_it(images, one_thread, tmp_path, extra, steps, validated):
+    run_in_process([*tiny(*images), *extra], tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["global_step"] == steps and np.isfinite(metrics["val_psnr"])
+    assert [h["step"] for h in metrics["val_history"]] == validated
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == steps

@@ -15,6 +15,7 @@ from n2n.config import RunContext, require
 from n2n.errors import ConfigError
 from n2n.training.callbacks.clock import TrainingClock
 from n2n.training.callbacks.divergence import DivergenceGuard
+from n2n.training.callbacks.final_validation import ValidateFinalStep
 from n2n.training.callbacks.interrupt import InterruptCheckpoint
 from n2n.training.callbacks.lr_logger import LearningRateLogger
 from n2n.training.callbacks.progress import LossProgressBar
@@ -24,7 +25,7 @@ KNOWN = ("checkpoint", "early_stopping", "lr_monitor", "divergence_guard", "inte
          "progress_bar_refresh_rate")
 
 __all__ = ["RunCallbacks", "build_callbacks", "DivergenceGuard", "InterruptCheckpoint", "LearningRateLogger",
-           "LossProgressBar", "ResumeOptimizerOptions", "TrainingClock"]
+           "LossProgressBar", "ResumeOptimizerOptions", "TrainingClock", "ValidateFinalStep"]
 
 
 @dataclass
@@ -68,6 +69,7 @@ def build_callbacks(cfg: Mapping[str, Any], optimizer_cfg: Mapping[str, Any], co
     if require(cfg, "interrupt_checkpoint", "callbacks"):
         out.all.append(InterruptCheckpoint(context.checkpoint_dir, context.resume_command, guard, out.checkpoint))
     out.all.append(ResumeOptimizerOptions(optimizer_cfg))
+    out.all.append(ValidateFinalStep())
     out.clock = TrainingClock()
     out.all.append(out.clock)
     if progress_bar:
