@@ -54,6 +54,10 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
         images_dir.mkdir(parents=True, exist_ok=True)
     rows, grid_rows = [], []
     num_comparisons = int(cfg.num_comparisons)
+    outputs = output_names(names)
+    renamed = [f"{n} -> {o}" for n, o in zip(names, outputs) if o != f"{Path(n).stem}.png"]
+    if cfg.save_images and renamed:
+        print(f"inputs that share a name are written under distinct names: {'; '.join(renamed)}", flush=True)
     for i, (name, item) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
         noisy = as_float(item["noisy"])
         denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.tile)[0].cpu())
@@ -71,7 +75,7 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
                        n2n_loss_denoised=float(((denoised - other) ** 2).mean()))
         rows.append(row)
         if cfg.save_images:
-            write_image(images_dir / f"{Path(name).stem}.png", to_pixels(denoised, item["noisy"].dtype))
+            write_image(images_dir / outputs[i], to_pixels(denoised, item["noisy"].dtype))
         if i < num_comparisons:
             grid_rows.append([noisy8, denoised, reference.clamp(0, 1)])
 
@@ -93,6 +97,21 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
                      f"denoised {metrics['n2n_loss_denoised']:.6f}" + ("" if parts else " (no clean images)"))
     print(f"{metrics['num_images']} images: {'; '.join(parts)}\nwritten to {out_dir}", flush=True)
     return metrics
+
+
+def output_names(names: list[str]) -> list[str]:
+    """One PNG name per input, never the same for two inputs: NAME.png, or NAME_EXT.png where inputs share a
+    stem (photo.png and photo.jpg become photo_png.png and photo_jpg.png)."""
+    stems = [Path(n).stem for n in names]
+    shared = {s for s in stems if stems.count(s) > 1}
+    out = [f"{Path(n).stem}_{Path(n).suffix.lstrip('.').lower()}.png" if Path(n).stem in shared else f"{Path(n).stem}.png"
+           for n in names]
+    taken: dict[str, int] = {}
+    for i, name in enumerate(out):  # e.g. a.PNG and a.png
+        taken[name] = taken.get(name, 0) + 1
+        if taken[name] > 1:
+            out[i] = f"{Path(name).stem}_{taken[name]}.png"
+    return out
 
 
 def summarize(rows: list[dict[str, Any]], ckpt_path: str) -> dict[str, Any]:

@@ -120,3 +120,12 @@ def test_the_run_records_what_it_used(tmp_path):
     assert saved["perf"]["channels_last"] is (expected == "bf16-mixed")
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["hyper_parameters"]["config"]["trainer"]["precision"] == expected
+
+
+def test_eval_output_names_are_unique():
+    from n2n.inference.evaluate import output_names
+
+    assert output_names(["a.png", "b.jpg"]) == ["a.png", "b.png"]
+    assert output_names(["photo.png", "photo.jpg", "x.tif"]) == ["photo_png.png", "photo_jpg.png", "x.png"]
+    names = output_names(["a.PNG", "a.png", "a.jpg"])
+    assert len(set(names)) == 3
