@@ -158,8 +158,7 @@ class N2NDataModule(L.LightningDataModule):
     @property
     def has_clean_validation(self) -> bool:
         """Whether validation has clean references (val/psnr, val/ssim) or only noisy copies (val/n2n_loss)."""
-        self.setup("validate")
-        return bool(self.val_pairs) and "clean" in self.val_pairs[0]
+        return self.source.clean_validation
 
     def val_dataloader(self):
         same_size = len({tuple(item["noisy"].shape) for item in self.val_pairs}) == 1

@@ -45,6 +45,11 @@ class DataSource:
         self.cfg = dict(cfg)
         self.channels = channels
 
+    @property
+    def clean_validation(self) -> bool:
+        """Whether validation has clean references (val/psnr) or only independent noisy copies (val/n2n_loss)."""
+        return True
+
     def option(self, key: str) -> str:
         """How the user spells this source's option, for messages."""
         return f"data.{key}"

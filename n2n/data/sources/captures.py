@@ -7,9 +7,19 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from n2n.data.sources.base import ValidationData, check_min_size
+from n2n.data.sources.base import DataSource, ValidationData, check_min_size
 from n2n.errors import ConfigError, DataError
 from n2n.image_files import as_float
+
+
+class NoisyCaptures(DataSource):
+    """Sources of real noisy captures: validated against clean images only where the user gives them."""
+
+    clean_train = False
+
+    @property
+    def clean_validation(self) -> bool:
+        return bool(self.cfg.get("val_clean_dir"))
 
 
 def val_fraction(cfg: Mapping[str, Any]) -> float:

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import torch
 
-from n2n.data.sources.base import DataSource, ValidationData
-from n2n.data.sources.captures import (check_scene, clean_references, split, training_frames, val_fraction,
+from n2n.data.sources.base import ValidationData
+from n2n.data.sources.captures import (NoisyCaptures, check_scene, clean_references, split, training_frames, val_fraction,
                                        validation_from_scenes)
 from n2n.data.sources.folder import list_images
 from n2n.errors import ConfigError, DataError
 from n2n.image_files import read_training_image
 
 
-class NoisyPairs(DataSource):
+class NoisyPairs(NoisyCaptures):
     name = "pairs"
     options = frozenset({"dir_a", "dir_b", "val_dir_a", "val_dir_b", "val_clean_dir", "val_fraction", "crop_size"})
-    clean_train = False
 
     def __init__(self, cfg, channels):
         super().__init__(cfg, channels)

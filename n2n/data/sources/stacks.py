@@ -8,17 +8,16 @@ from pathlib import Path
 
 import torch
 
-from n2n.data.sources.base import DataSource, ValidationData
-from n2n.data.sources.captures import (check_scene, clean_references, split, training_frames, val_fraction,
+from n2n.data.sources.base import ValidationData
+from n2n.data.sources.captures import (NoisyCaptures, check_scene, clean_references, split, training_frames, val_fraction,
                                        validation_from_scenes)
 from n2n.errors import ConfigError, DataError
 from n2n.image_files import IMAGE_EXTENSIONS, TIFF_EXTENSIONS, as_float, read_frames, read_image, to_chw
 
 
-class FrameStacks(DataSource):
+class FrameStacks(NoisyCaptures):
     name = "stacks"
     options = frozenset({"dir", "val_dir", "val_clean_dir", "val_fraction", "crop_size", "frame_split"})
-    clean_train = False
     SPLITS = ("random", "even_odd")
 
     def __init__(self, cfg, channels):
