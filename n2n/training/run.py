@@ -5,6 +5,7 @@ optimise it; train.py calls it after `n2n.config` resolved the composed config o
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import time
 import warnings
@@ -19,6 +20,7 @@ from n2n.atomic import write_text
 from n2n.config import RunContext, section
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError, DivergenceError, N2NError, TrainingInterrupted
+from n2n.inference.checkpoints import read_checkpoint
 from n2n.training.callbacks import RunCallbacks, build_callbacks
 from n2n.training.checkpoint_io import AtomicCheckpointIO
 from n2n.training.hparams import log_hparams
@@ -102,6 +104,11 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
     run_dir = context.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = config["ckpt_path"]
+    finished = already_finished(config, context)
+    if finished is not None:  # e.g. a requeued job whose run had ended: keep its results
+        print(f"{run_dir} already finished at step {finished['global_step']} (metrics.json); nothing to resume, "
+              f"its results are kept. To train longer, raise trainer.max_steps or trainer.max_epochs.", flush=True)
+        return float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
     quiet_lightning()
     L.seed_everything(int(config["seed"]), workers=True, verbose=False)
 
@@ -140,6 +147,30 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
                     f"(noisy input {metrics.get('val_psnr_noisy', float('nan')):.3f} dB)")
         print(f"{best} after {metrics['global_step']} steps, {seconds:.0f} s; run folder {run_dir}", flush=True)
     return metrics["best_score"]
+
+
+def already_finished(config: Mapping[str, Any], context: RunContext) -> dict[str, Any] | None:
+    """The run folder's metrics.json when the run resumed from `ckpt_path` has already finished: it reached
+    the length configured now from that very checkpoint. None otherwise (nothing to resume, an interrupted or
+    diverged run, a longer training asked for)."""
+    ckpt_path = config.get("ckpt_path")
+    metrics_file = context.run_dir / "metrics.json"
+    if not ckpt_path or not metrics_file.is_file():
+        return None
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or metrics.get("status") != "finished":
+        return None
+    ckpt = read_checkpoint(ckpt_path)
+    step, epoch = int(ckpt.get("global_step", -1)), int(ckpt.get("epoch", -1))
+    if step != metrics.get("global_step"):
+        return None
+    trainer = config["trainer"]
+    max_steps, max_epochs = trainer.get("max_steps") or -1, trainer.get("max_epochs")
+    done = step >= max_steps if max_steps > 0 else (max_epochs is not None and 0 < max_epochs <= epoch + 1)
+    return metrics if done else None
 
 
 def follow_n2n_loss(config: dict[str, Any]) -> None:

@@ -188,3 +188,17 @@ def test_the_final_step_is_validated_and_last_ckpt_holds_it(images, one_thread, 
     assert metrics["global_step"] == steps and np.isfinite(metrics["val_psnr"])
     assert [h["step"] for h in metrics["val_history"]] == validated
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == steps
+
+
+def test_resuming_a_finished_run_changes_nothing(images, one_thread, tmp_path, capsys):
+    """What a requeue script does after the job ended: a no-op that says so; a longer run still trains on."""
+    run_in_process(tiny(*images), tmp_path)
+    before = (tmp_path / "metrics.json").read_bytes()
+    last = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
+    capsys.readouterr()
+    value = run_in_process([*tiny(*images), "ckpt_path=last"], tmp_path)
+    assert "already finished at step 8" in capsys.readouterr().out
+    assert (tmp_path / "metrics.json").read_bytes() == before and np.isfinite(value)
+    assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == last
+    run_in_process([*tiny(*images, epochs=3), "ckpt_path=last"], tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 12
