@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from n2n.data.sources.base import DataSource, ValidationData
-from n2n.errors import DataError
+from n2n.errors import ConfigError, DataError
 from n2n.safeload import safe_torch_load
 
 
@@ -21,6 +21,9 @@ class CoursePickles(DataSource):
         a, b = load_tensor_pair(self.cfg.get("train_path"), "data.train_path", ("noisy_imgs_1", "noisy_imgs_2"))
         self.check_channels(a, "train_path")
         limit = self.cfg.get("train_limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigError(f"data.train_limit={limit!r} must be an integer >= 1 (use only the first N pairs), "
+                              f"or null")
         # stacked, so that a batch is one gather and each augmentation one operation on both copies
         return torch.stack([a[:limit], b[:limit]] if limit else [a, b], dim=1)
 
