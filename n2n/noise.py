@@ -132,16 +132,25 @@ class PoissonGaussianNoise(NoiseModel):
     `gaussian`; both parts are independent between two captures, which is what Noise2Noise needs."""
 
     name = "poisson_gaussian"
+    BITS = (0, 8, 16)
 
-    def __init__(self, lam: Any = 30, sigma: Any = 5):
+    def __init__(self, lam: Any = 30, sigma: Any = 5, bits: Any = 0):
         self.lam = Level("lam", lam, minimum=0, exclusive_min=True)
         self.sigma = Level("sigma", sigma, minimum=0)
+        if bits not in self.BITS or isinstance(bits, bool):
+            raise ConfigError(f"noise.bits={_show(bits)} must be 0 (floats, unclipped), 8 or 16 (what an image "
+                              f"file of that depth holds: clipped to [0, 1] and rounded)")
+        self.bits = int(bits)
 
     def _apply(self, x, generator):
         lam = _per_image(self.lam.sample(x.shape[0], x.device, generator))
         sigma = _per_image(self.sigma.sample(x.shape[0], x.device, generator)) / 255
         photons = torch.poisson((lam * x).clamp_min(0), generator=generator) / lam
-        return photons + sigma * torch.randn(x.shape, device=x.device, generator=generator)
+        noisy = photons + sigma * torch.randn(x.shape, device=x.device, generator=generator)
+        if self.bits:  # as a camera writes it: clipped, then rounded to the file's levels
+            levels = 2 ** self.bits - 1
+            noisy = noisy.clamp(0, 1).mul(levels).round().div(levels)
+        return noisy
 
 
 class BernoulliNoise(NoiseModel):

@@ -63,6 +63,15 @@ def test_poisson_gaussian_mean_is_x_and_variance_adds_read_noise(value):
     assert noisy.var().item() == pytest.approx(value / lam + (sigma / 255) ** 2, rel=0.05)
 
 
+def test_poisson_gaussian_bits_clip_and_round_like_a_file():
+    x = torch.rand(2, 3, 32, 32, generator=seeded(1))
+    noisy = build_noise({"name": "poisson_gaussian", "lam": 5, "sigma": 20, "bits": 8})(x, seeded())
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    assert torch.equal(noisy, (noisy * 255).round() / 255)
+    with pytest.raises(ConfigError, match="noise.bits=12 must be 0"):
+        build_noise({"name": "poisson_gaussian", "bits": 12})
+
+
 def test_poisson_larger_lam_is_less_noisy():
     clean = constant(0.5)
     low = build_noise({"name": "poisson", "lam": 5})(clean, seeded()).var().item()
