@@ -41,8 +41,8 @@ def flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
         "scheduler": get("scheduler", "name"),
         "aug": get("aug", "name"),
         "loss": get("loss", "name"),
-        # the course's pickles come noisy: the noise options do not apply to them
-        "noise": "in data" if data.get("name") == "ee559" else
+        # noisy sources (the course's pickles, your own captures): the noise options do not apply to them
+        "noise": "in data" if _noisy_source(data.get("name")) else
                  f"{noise_name}({', '.join(f'{k}={v}' for k, v in noise.items())})",
         "target": get("target"),
         "seed": get("seed"),
@@ -51,6 +51,12 @@ def flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
     }
     # an option the run does not have (momentum for adam) is left out rather than shown as a fake value
     return {k: _simple(v) for k, v in params.items() if v is not None}
+
+
+def _noisy_source(name: Any) -> bool:
+    from n2n.data.sources import SOURCES
+
+    return name in SOURCES and not SOURCES[name].clean_train
 
 
 def _simple(value: Any) -> Any:
