@@ -15,6 +15,9 @@ from helpers.runs import ROOT
 from n2n.data.datamodule import N2NDataModule
 from helpers.runs import run_in_process
 
+#: Two gloo processes and a single-process twin: ~40 s on 2 cores, so outside the default suite.
+pytestmark = pytest.mark.slow
+
 B, STEPS, EPOCHS = 4, 5, 2
 
 

@@ -13,6 +13,7 @@ from n2n.image_files import write_image
 from n2n.models.unet import UNet
 
 
+@pytest.mark.slow  # a benchmark run, ~15 s on 2 cores
 def test_short_benchmark_writes_consistent_json(tmp_path, capsys):
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "tiny.ckpt", UNet(3, 3))

@@ -20,6 +20,7 @@ def comparable(metrics: dict) -> dict:
     return out
 
 
+@pytest.mark.slow  # two train.py processes, ~30 s on 2 cores; test_the_seed_matters and the resume tests run in CI
 def test_same_seed_same_numbers_in_two_processes(tmp_path, image_dirs, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count in both runs (see the README, "Reproducibility and determinism")
     train, val = image_dirs

@@ -18,7 +18,7 @@ def test_metrics_under_bf16_autocast_are_computed_in_float32():
     clean = torch.stack([torch.from_numpy(smooth_image(64, 64, i)).permute(2, 0, 1) for i in range(2)]).float() / 255
     noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        module.validation_step((noisy, clean), 0)
+        module.validation_step({"noisy": noisy, "clean": clean}, 0)
         output = module.net(noisy)
     assert output.dtype == torch.bfloat16  # the network did run in bf16
     denoised = quantize8(output.float())
