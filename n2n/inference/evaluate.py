@@ -123,10 +123,6 @@ def summarize(rows: list[dict[str, Any]], ckpt_path: str) -> dict[str, Any]:
     return {"checkpoint": str(ckpt_path), "num_images": len(rows), **{k: mean(k) for k in keys}}
 
 
-def _squeeze(array):
-    return array[:, :, 0] if array.shape[2] == 1 else array
-
-
 def to_pixels(image: torch.Tensor, dtype: torch.dtype):
     """A C x H x W float image in [0, 1] as H x W x C pixels of the input's bit depth (8 or 16)."""
     maximum = 65535 if dtype == torch.int32 else 255

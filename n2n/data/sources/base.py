@@ -50,10 +50,6 @@ class DataSource:
         """Whether validation has clean references (val/psnr) or only independent noisy copies (val/n2n_loss)."""
         return True
 
-    def option(self, key: str) -> str:
-        """How the user spells this source's option, for messages."""
-        return f"data.{key}"
-
     def train_images(self) -> list[torch.Tensor]:
         """Clean training images (clean_train sources)."""
         raise NotImplementedError

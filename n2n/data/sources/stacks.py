@@ -61,11 +61,9 @@ class FrameStacks(NoisyCaptures):
             names = list(entries)
         else:
             entries, names = scene_entries(self.cfg["dir"], "data.dir"), self._split()[1]
-        scenes = [self._split_frames(read_stack(entries[n], self.channels)) for n in names]
-        clean = clean_references(self.cfg.get("val_clean_dir"), names, self.channels,
-                                 [read_stack(entries[n], self.channels)[0] for n in names]
-                                 if self.cfg.get("val_clean_dir") else [])
-        return validation_from_scenes(names, scenes, clean)
+        stacks = [read_stack(entries[n], self.channels) for n in names]
+        clean = clean_references(self.cfg.get("val_clean_dir"), names, self.channels, [s[0] for s in stacks])
+        return validation_from_scenes(names, [self._split_frames(s) for s in stacks], clean)
 
 
 def scene_entries(folder: str | Path, option: str) -> dict[str, Path]:
