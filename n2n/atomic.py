@@ -29,6 +29,9 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync(tmp)
+        # some writers (safetensors, tempfile-based ones) create 0600 files: give the file the permissions a
+        # plain open() would have, or those of the file it replaces
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
         os.replace(tmp, path)
     except OSError as exc:
         kept = "the previous file is kept" if path.exists() else "nothing was written"
@@ -38,6 +41,19 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+
+
+def _default_mode() -> int:
+    """0o666 less the process's umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync(path: Path) -> None:

@@ -81,14 +81,18 @@ def resolve_speed(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def resolve_ckpt_path(value: Any, run_dir: Path) -> str | None:
+def resolve_ckpt_path(value: Any, run_dir: Path, multirun: bool = False) -> str | None:
     """`ckpt_path` as a file name: `last` is `<run folder>/checkpoints/last.ckpt` (the run folder is the one
-    Hydra writes to, so `ckpt_path=last hydra.run.dir=RUN` resumes RUN in place)."""
+    Hydra writes to, so `ckpt_path=last hydra.run.dir=RUN` resumes RUN in place). In a sweep, `last` resumes
+    the jobs that had written a checkpoint and starts the others afresh: one command resumes a whole sweep."""
     if value is None or str(value).strip() in _EMPTY:
         return None
     value = str(value)
     if value == "last":
         path = run_dir / "checkpoints" / LAST
+        if not path.is_file() and multirun:
+            print(f"ckpt_path=last: {run_dir} has no checkpoint yet; this job starts from the beginning", flush=True)
+            return None
         if not path.is_file():
             raise CheckpointError(
                 f"ckpt_path=last: {path} does not exist. ckpt_path=last resumes the run folder given with "
@@ -116,7 +120,7 @@ def _resuming_in_place() -> None:
 def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[str, Any]:
     """The training config with nothing left to decide (see the module docstring)."""
     config = resolve_speed(to_plain(cfg))
-    config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir)
+    config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir, context.multirun)
     return config
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from n2n.data.sources import list_images, load_tensor_pair
+from n2n.data.sources.base import MIN_VALIDATION_SIDE
 from n2n.image_files import read_training_image
 from n2n.metrics import psnr
 from n2n.atomic import atomic_output
@@ -57,7 +58,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     for option, value, minimum in (("--train-count", args.train_count, 1), ("--val-count", args.val_count, 1),
-                                   ("--patch", args.patch, 1), ("--seed", args.seed, 0)):
+                                   ("--patch", args.patch, MIN_VALIDATION_SIDE), ("--seed", args.seed, 0)):
         if value < minimum:
             raise ConfigError(f"{option}={value} must be an integer >= {minimum}")
     if not math.isfinite(args.sigma) or args.sigma < 0:

@@ -28,6 +28,7 @@ from n2n.training.lightning_compat import relaunches_command_line
 from n2n.training.module import N2NModule
 from n2n.training.outcome import run_metrics, stopped_early, write_metrics
 from n2n.training.resume import check_resume
+from n2n.training.run_folder import claim
 
 LOGGERS = ("tensorboard", "csv", "none")
 
@@ -109,6 +110,16 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
         print(f"{run_dir} already finished at step {finished['global_step']} (metrics.json); nothing to resume, "
               f"its results are kept. To train longer, raise trainer.max_steps or trainer.max_epochs.", flush=True)
         return float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
+    overwrite = config.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite={overwrite!r} must be true or false")
+    with claim(run_dir, ckpt_path, overwrite):
+        return _fit(config, context, extra_callbacks)
+
+
+def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[Callback]) -> float:
+    """The run itself, in a run folder this process owns (n2n.training.run_folder)."""
+    run_dir, ckpt_path = context.run_dir, config["ckpt_path"]
     quiet_lightning()
     L.seed_everything(int(config["seed"]), workers=True, verbose=False)
 

@@ -131,6 +131,7 @@ def test_small_images_are_skipped_and_named(tmp_path, capsys):
     (["--patch", 64], DataError, r"--images: none of the 2 image\(s\) for training patches is at least 64x64.*lower --patch"),
     (["--sigma", -1], ConfigError, r"--sigma=-1 must be a finite number >= 0"),
     (["--train-count", 0], ConfigError, r"--train-count=0 must be an integer >= 1"),
+    (["--patch", 1], ConfigError, r"--patch=1 must be an integer >= 11"),  # validation could not score it
     (["--images", "/nonexistent/folder"], DataError, r"--images=/nonexistent/folder is not a folder"),
 ])
 def test_bad_input_is_named(tmp_path, extra, error, message):

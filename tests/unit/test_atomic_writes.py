@@ -74,3 +74,18 @@ def test_checkpoints_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(path, weights_only=True)["global_step"] == 2
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_written_files_get_the_permissions_of_a_plain_open(tmp_path):
+    """Writers that create 0600 temporary files (safetensors) must not leave unreadable outputs."""
+    import os
+
+    from n2n.atomic import atomic_output
+
+    old = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "weights.bin") as tmp:
+            os.close(os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600))
+        assert (tmp_path / "weights.bin").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

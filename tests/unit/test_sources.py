@@ -29,6 +29,9 @@ def test_ee559_pickle_round_trip(ee559_files):
     ((torch.zeros(2, 32, 32, dtype=torch.uint8),) * 2, r"shape \(2, 32, 32\)"),
     ((torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.zeros(3, 3, 32, 32, dtype=torch.uint8)), "differ in shape"),
     ((torch.zeros(2, 3, 32, 32, dtype=torch.uint8), [1, 2]), "is a list"),
+    ((torch.zeros(2, 3, 0, 32, dtype=torch.uint8),) * 2, r"shape \(2, 3, 0, 32\).*H, W >= 1"),
+    ((torch.zeros(0, 3, 32, 32, dtype=torch.uint8),) * 2, r"shape \(0, 3, 32, 32\)"),
+    ((torch.zeros(2, 3, 32, 32, dtype=torch.uint8).to_sparse(),) * 2, "sparse_coo tensor"),
 ])
 def test_ee559_wrong_structure_is_named(tmp_path, content, message):
     path = tmp_path / "bad.pkl"
@@ -132,3 +135,16 @@ def test_samples_never_call_other_functions_of_skimage_data(monkeypatch):
     for name in ("download_all", "__getattr__", "lbp_frontal_face_cascade_filename"):
         with pytest.raises(ConfigError, match="not a scikit-image sample photo"):
             load_samples([name], 3, "data.train_images")
+
+
+def test_validation_images_too_small_to_score_are_named(tmp_path):
+    """Every source's validation images pass through ValidationData: a 4x4 one is refused with its name."""
+    from n2n.data.sources import ValidationData
+
+    with pytest.raises(DataError, match=r"smaller than 11x11.*tiny.png \(4x6\)"):
+        ValidationData(["ok.png", "tiny.png"], [torch.zeros(3, 16, 16), torch.zeros(3, 6, 4)])
+    write_images(tmp_path / "val", [(64, 64), (5, 40)], seed=0)
+    from n2n.data.sources.folder import ImageFolder
+
+    with pytest.raises(DataError, match=r"\(40x5\)"):
+        ImageFolder({"val_dir": str(tmp_path / "val")}, 3).val_data()

@@ -12,18 +12,35 @@ from typing import Any, ClassVar, Mapping, Sequence
 import torch
 
 from n2n.errors import DataError
+from n2n.metrics import SSIM_WINDOW
+
+#: The smallest side of a validation image that validation can score (SSIM's window).
+MIN_VALIDATION_SIDE = SSIM_WINDOW
 
 
 @dataclass
 class ValidationData:
     """Held-out images: clean references where the source has them, noisy inputs where it has them (else the
     DataModule draws fixed noise on the clean ones), and `other`, an independent noisy copy of each input,
-    for the Noise2Noise validation loss where there is no clean image."""
+    for the Noise2Noise validation loss where there is no clean image. Every source's validation images pass
+    through here, so a size validation cannot score is refused here, naming the images."""
 
     names: list[str]
     clean: list[torch.Tensor] | None
     noisy: list[torch.Tensor] | None = None
     other: list[torch.Tensor] | None = None
+    origin: str = ""  #: where the images come from, for messages (e.g. "data.val_path=FILE")
+
+    def __post_init__(self) -> None:
+        images = self.clean if self.clean is not None else self.noisy
+        small = [f"{n} ({im.shape[-1]}x{im.shape[-2]})" for n, im in zip(self.names, images or [])
+                 if min(im.shape[-2:]) < MIN_VALIDATION_SIDE]
+        if small:
+            where = f"{self.origin}: " if self.origin else ""
+            raise DataError(f"{where}{len(small)} validation image(s) are smaller than {MIN_VALIDATION_SIDE}x"
+                            f"{MIN_VALIDATION_SIDE} pixels, the smallest that validation can score (SSIM's "
+                            f"window): {', '.join(small[:5])}{' ...' if len(small) > 5 else ''}; remove them "
+                            f"or use larger ones")
 
 
 class DataSource:

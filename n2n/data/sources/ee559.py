@@ -30,7 +30,8 @@ class CoursePickles(DataSource):
     def val_data(self) -> ValidationData:
         noisy, clean = load_tensor_pair(self.cfg.get("val_path"), "data.val_path", ("noisy_imgs", "clean_imgs"))
         self.check_channels(noisy, "val_path")
-        return ValidationData([f"{i:05d}" for i in range(len(noisy))], list(clean), list(noisy))
+        return ValidationData([f"{i:05d}" for i in range(len(noisy))], list(clean), list(noisy),
+                              origin=f"data.val_path={self.cfg.get('val_path')}")
 
 
 def load_tensor_pair(path: str | Path, what: str, names: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,12 +45,15 @@ def load_tensor_pair(path: str | Path, what: str, names: tuple[str, str]) -> tup
     for name, t in zip(names, (a, b)):
         if not isinstance(t, torch.Tensor):
             raise DataError(f"{what} file {path}: {name} is a {type(t).__name__}; expected {expected}")
+        if t.layout != torch.strided:
+            raise DataError(f"{what} file {path}: {name} is a {str(t.layout).replace('torch.', '')} tensor; "
+                            f"expected {expected} (dense: tensor.to_dense())")
         if t.dtype != torch.uint8:
             raise DataError(f"{what} file {path}: {name} has dtype {t.dtype}{_value_range(t)}; expected uint8 "
                             f"tensors (8-bit pixel values 0..255). {_uint8_advice(t)}")
-        if t.dim() != 4 or t.shape[1] not in (1, 3) or t.shape[0] == 0:
+        if t.dim() != 4 or t.shape[1] not in (1, 3) or min(t.shape[0], t.shape[2], t.shape[3]) == 0:
             raise DataError(f"{what} file {path}: {name} has shape {tuple(t.shape)}; expected N x C x H x W "
-                            f"with N >= 1 and C = 1 or 3")
+                            f"with N, H, W >= 1 and C = 1 or 3")
     if a.shape != b.shape:
         raise DataError(f"{what} file {path}: {names[0]} {tuple(a.shape)} and {names[1]} {tuple(b.shape)} "
                         f"differ in shape; each image needs its partner")

@@ -23,7 +23,7 @@ class ImageFolder(DataSource):
 
     def val_data(self) -> ValidationData:
         names, images = load_image_folder(self.cfg.get("val_dir"), self.channels, "data.val_dir")
-        return ValidationData(names, images)
+        return ValidationData(names, images, origin=f"data.val_dir={self.cfg.get('val_dir')}")
 
 
 def list_images(folder: str | Path, option: str) -> list[Path]:
