@@ -50,8 +50,13 @@ def signal_name(signum: int) -> str:
 
 @contextmanager
 def exit_on_error(program: str = "n2n"):
-    """Turn our errors (and OmegaConf's missing or bad values) into one message on stderr and exit code 2."""
-    from omegaconf.errors import OmegaConfBaseException
+    """Turn our errors (and OmegaConf's missing or bad values) into one message on stderr and exit code 2, and
+    Ctrl-C into one line and exit code 130 (128 + SIGINT), as a shell reports it. Files being written are
+    never left partial (n2n.atomic); a training run saves its checkpoint first (its interrupt callback)."""
+    try:
+        from omegaconf.errors import OmegaConfBaseException
+    except KeyboardInterrupt:
+        _interrupted(program)
 
     try:
         yield
@@ -63,3 +68,10 @@ def exit_on_error(program: str = "n2n"):
         key = getattr(exc, "full_key", None)
         print(f"{program}: error: config {key + ': ' if key else ''}{message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        _interrupted(program)
+
+
+def _interrupted(program: str) -> None:
+    print(f"{program}: interrupted (Ctrl-C)", file=sys.stderr, flush=True)
+    raise SystemExit(SIGNAL_EXIT_BASE + int(signal.SIGINT)) from None

@@ -37,6 +37,7 @@ import torch
 
 from n2n.atomic import write_text
 from n2n.devices import describe_machine, fast_bf16, pick_device
+from n2n.errors import exit_on_error
 from n2n.inference.runners import PRECISIONS, TorchRunner, resolve_precision
 from n2n.inference.tiling import DEFAULT_TILE, denoise_tensor
 from n2n.metrics import psnr
@@ -158,7 +159,8 @@ def peak_rss_of_denoise(ckpt: Path, width: int, height: int, device: str, precis
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m n2n.bench.denoise", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", metavar="CKPT", type=Path, help="a .ckpt written by training")
+    parser.add_argument("checkpoint", metavar="CKPT", type=Path, help="a .ckpt written by training, a .safetensors weight file "
+                        "or a bundled model's name (`n2n models`)")
     parser.add_argument("--images", type=Path, default=None, metavar="DIR",
                         help="clean test images (default: scikit-image's chelsea and coffee)")
     parser.add_argument("--short", action="store_true",
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results here")
     args = parser.parse_args(argv)
 
-    from n2n.inference.checkpoints import load_unet
+    from n2n.inference.runners import load_network
 
     device = str(pick_device(args.device, "--device"))
     runs = args.runs or (3 if args.short else 7)
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{results['machine']}; torch {torch.__version__}, {results['threads']} threads; {results['date']}")
     print(f"fast path: --precision {args.precision} -> {fast}", flush=True)
 
-    net = load_unet(args.checkpoint, device)
+    net = load_network(args.checkpoint, device)
     eager, fast_runner = EagerRunner(net, device), TorchRunner(net, device, fast)
     timed = {"eager": eager, "fp32": TorchRunner(net, device, "fp32"), "fast": fast_runner}
     if fast == "fp32":
@@ -250,4 +252,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_error("python -m n2n.bench.denoise"):
+        main()

@@ -27,6 +27,7 @@ from n2n.training.module import N2NModule
 from n2n.config import resolve_speed
 from n2n.atomic import write_text
 from n2n.devices import describe_machine, pick_device, synchronize
+from n2n.errors import exit_on_error
 from n2n.models.unet import UNet
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -235,4 +236,5 @@ def _print_row(name: str, ips: float, naive: float, peak: float | None) -> None:
 
 
 if __name__ == "__main__":
-    raise SystemExit(1 if failed(main()) else 0)
+    with exit_on_error("python -m n2n.bench"):
+        raise SystemExit(1 if failed(main()) else 0)

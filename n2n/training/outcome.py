@@ -9,6 +9,7 @@ a divergence stopped it early, the exit code or the value a sweeper gets.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,21 @@ def stopped_early(exc: TrainingInterrupted | DivergenceError, trainer: L.Trainer
         print(f"train.py: error: {exc}\ntrain.py: this job returns {value} ({meaning}); the sweep goes on",
               file=sys.stderr, flush=True)
     return value
+
+
+def value_for_sweeper(value: float, context: RunContext, why: str) -> float:
+    """What a job returns: its value, except that a sweep never gets NaN (Optuna's sweeper crashes on it, Hydra's
+    basic sweeper cannot rank it). A NaN value (`why` says where it came from) is a failed trial for an
+    Optuna search that tolerates failures, else the worst value for the study's direction."""
+    if not math.isnan(value) or not context.multirun or not context.optuna:
+        return value
+    if optuna_records_failures(context):
+        print(f"train.py: {why}; Optuna records this trial as failed and the search goes on", file=sys.stderr,
+              flush=True)
+        raise TrialFailed(why)
+    worst, meaning = diverged_job_value(context)
+    print(f"train.py: {why}; this job returns {worst} ({meaning})", file=sys.stderr, flush=True)
+    return worst
 
 
 def optuna_records_failures(context: RunContext) -> bool:

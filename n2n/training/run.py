@@ -26,7 +26,7 @@ from n2n.training.checkpoint_io import AtomicCheckpointIO
 from n2n.training.hparams import log_hparams
 from n2n.training.lightning_compat import relaunches_command_line
 from n2n.training.module import N2NModule
-from n2n.training.outcome import run_metrics, stopped_early, write_metrics
+from n2n.training.outcome import run_metrics, stopped_early, value_for_sweeper, write_metrics
 from n2n.training.resume import check_resume
 from n2n.training.run_folder import claim
 
@@ -109,12 +109,14 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
     if finished is not None:  # e.g. a requeued job whose run had ended: keep its results
         print(f"{run_dir} already finished at step {finished['global_step']} (metrics.json); nothing to resume, "
               f"its results are kept. To train longer, raise trainer.max_steps or trainer.max_epochs.", flush=True)
-        return float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
+        value = float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
+        return value_for_sweeper(value, context, f"{run_dir} finished without a score (metrics.json)")
     overwrite = config.get("overwrite", False)
     if not isinstance(overwrite, bool):
         raise ConfigError(f"overwrite={overwrite!r} must be true or false")
     with claim(run_dir, ckpt_path, overwrite):
-        return _fit(config, context, extra_callbacks)
+        value = _fit(config, context, extra_callbacks)
+    return value_for_sweeper(value, context, "the run's monitored metric is NaN (no validation score)")
 
 
 def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[Callback]) -> float:
