@@ -5,12 +5,12 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    from n2n.errors import exit_on_error
+    from n2n.errors import exit_on_error, imports_shielded
 
-    with exit_on_error("eval.py"):  # Ctrl-C while torch imports is one line too
+    with exit_on_error("eval.py"), imports_shielded("eval.py"):  # Ctrl-C while torch imports: one line too
         from n2n.config import run_context
         from n2n.inference.evaluate import evaluate
-
+    with exit_on_error("eval.py"):
         evaluate(cfg, run_context(cfg))
 
 

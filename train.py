@@ -5,12 +5,12 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    from n2n.errors import exit_on_error
+    from n2n.errors import exit_on_error, imports_shielded
 
-    with exit_on_error("train.py"):  # Ctrl-C while torch and Lightning import is one line too
+    with exit_on_error("train.py"), imports_shielded("train.py"):  # Ctrl-C while torch imports: one line too
         from n2n.config import resolve_train_config, run_context
         from n2n.training.run import train
-
+    with exit_on_error("train.py"):
         context = run_context(cfg)
         return train(resolve_train_config(cfg, context), context)
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
+from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.devices import fast_bf16, training_device
 from n2n.errors import CheckpointError, ConfigError
 
@@ -119,7 +120,9 @@ def _resuming_in_place() -> None:
 
 def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[str, Any]:
     """The training config with nothing left to decide (see the module docstring)."""
-    config = resolve_speed(to_plain(cfg))
+    config = to_plain(cfg)
+    check_options(config, TRAIN_OPTIONS)  # every option's type and range, before anything else
+    config = resolve_speed(config)
     config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir, context.multirun)
     return config
 

@@ -72,6 +72,25 @@ def exit_on_error(program: str = "n2n"):
         _interrupted(program)
 
 
+@contextmanager
+def imports_shielded(program: str = "n2n"):
+    """Hold Ctrl-C while heavy libraries import, then exit with one line: an interrupt in the middle of an import
+    leaves the library half-initialised, and the next import of it fails in odd ways (seen: numpy recursing
+    until RecursionError inside scipy's import), with a traceback instead of the one line."""
+    hit: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    except ValueError:  # not the main thread: nothing to shield
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hit:
+        _interrupted(program)
+
+
 def _interrupted(program: str) -> None:
     print(f"{program}: interrupted (Ctrl-C)", file=sys.stderr, flush=True)
     raise SystemExit(SIGNAL_EXIT_BASE + int(signal.SIGINT)) from None

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from n2n.cli import Bounded
 from n2n.data.sources import list_images, load_tensor_pair
 from n2n.data.sources.base import MIN_VALIDATION_SIDE
 from n2n.image_files import read_training_image
@@ -43,15 +44,15 @@ def add_parser(subparsers) -> None:
                     "`python train.py data=ee559`.")
     p.add_argument("--images", required=True, type=Path, metavar="DIR", help="folder of clean training images")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the two pickles to")
-    p.add_argument("--train-count", type=int, default=50_000, metavar="N", help="training pairs (default 50000)")
+    p.add_argument("--train-count", type=Bounded(int, 1), default=50_000, metavar="N", help="training pairs (default 50000)")
     p.add_argument("--val-images", type=Path, metavar="DIR",
                    help="folder of clean validation images (default: every 10th image of --images is held out "
                         "for validation and never cut into training patches)")
-    p.add_argument("--val-count", type=int, default=1000, metavar="N", help="validation patches (default 1000)")
-    p.add_argument("--sigma", type=float, default=25.0, metavar="S",
+    p.add_argument("--val-count", type=Bounded(int, 1), default=1000, metavar="N", help="validation patches (default 1000)")
+    p.add_argument("--sigma", type=Bounded(float, 0), default=25.0, metavar="S",
                    help="Gaussian noise standard deviation on the 0..255 scale (default 25)")
-    p.add_argument("--seed", type=int, default=0, metavar="K", help="seed of patch positions and noise (default 0)")
-    p.add_argument("--patch", type=int, default=32, metavar="P", help="patch side in pixels (default 32)")
+    p.add_argument("--seed", type=Bounded(int, 0, 2**32 - 1), default=0, metavar="K", help="seed of patch positions and noise (default 0)")
+    p.add_argument("--patch", type=Bounded(int, MIN_VALIDATION_SIDE), default=32, metavar="P", help="patch side in pixels (default 32)")
     p.add_argument("--force", action="store_true", help="overwrite existing pickles in --out")
     p.set_defaults(func=run)
 

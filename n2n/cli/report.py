@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from n2n.atomic import atomic_output, write_text
+from n2n.cli import Bounded
 from n2n.errors import DataError
 from n2n.training.callbacks.clock import time_to_psnr
 
@@ -41,7 +42,7 @@ def add_parser(subparsers) -> None:
                    help="a multirun or Optuna sweep folder, e.g. outputs/multirun/DATE/TIME")
     p.add_argument("--out", type=Path, metavar="DIR", help="where to write report.md and report.png "
                    "(default: SWEEP_DIR)")
-    p.add_argument("--target-psnr", type=float, metavar="DB", help="add a column: training seconds (validation "
+    p.add_argument("--target-psnr", type=Bounded(float, 0, 200), metavar="DB", help="add a column: training seconds (validation "
                    "excluded) until val/psnr first reached DB at a validation")
     p.set_defaults(func=run)
 
@@ -314,9 +315,11 @@ def plot(runs: list[Run], groups: list[Group], path: Path) -> int:
 # ------------------------------------------------------------------------------------------------ command
 def run(args: argparse.Namespace) -> int:
     sweep_dir = Path(args.sweep_dir)
+    out = Path(args.out) if args.out else sweep_dir
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file: give the folder to write report.md and report.png into")
     runs = find_runs(sweep_dir)
     groups = group_runs(runs)
-    out = Path(args.out) if args.out else sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     text = render(sweep_dir, runs, groups, getattr(args, "target_psnr", None))
     write_text(out / "report.md", text)

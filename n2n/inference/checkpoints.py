@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.errors import CheckpointError, ConfigError
 from n2n.models.unet import UNet, build_unet
 from n2n.safeload import safe_torch_load
@@ -52,7 +53,9 @@ def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",
                          map_location: str | torch.device = "cpu") -> UNet:
     """The U-Net of an already-read checkpoint, in eval mode."""
     try:
-        net = build_unet(model_config(ckpt, path))
+        model = model_config(ckpt, path)
+        check_options({"model": model}, TRAIN_OPTIONS)  # its values are untrusted: ranges before building
+        net = build_unet(model)
     except ConfigError as exc:  # the stored config is only read for names in n2n's registries
         raise CheckpointError(f"checkpoint {path} holds a model config that n2n cannot build: {exc}") from None
     state = {k[len(NET_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from n2n.atomic import write_text
 from n2n.config import RunContext, section
+from n2n.config_schema import check_machine
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError, DivergenceError, N2NError, TrainingInterrupted
 from n2n.inference.checkpoints import read_checkpoint
@@ -111,6 +112,7 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
               f"its results are kept. To train longer, raise trainer.max_steps or trainer.max_epochs.", flush=True)
         value = float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
         return value_for_sweeper(value, context, f"{run_dir} finished without a score (metrics.json)")
+    check_machine(config)  # the accelerator asked for, memory for a batch: before the folder is touched
     overwrite = config.get("overwrite", False)
     if not isinstance(overwrite, bool):
         raise ConfigError(f"overwrite={overwrite!r} must be true or false")

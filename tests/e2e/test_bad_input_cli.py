@@ -22,13 +22,26 @@ def test_unknown_choice_lists_the_allowed_ones(tmp_path):
 @pytest.mark.parametrize("args,needles", [
     (["data=folder", "data.train_dir=/no/such/dir", "data.val_dir=/no/such/dir"],
      ["train.py: error: data.train_dir=/no/such/dir is not a folder"]),
-    (["optimizer.lr=0"], ["train.py: error: optimizer.lr=0 must be a number > 0"]),
+    (["optimizer.lr=0"], ["train.py: error: optimizer.lr=0 is not allowed: it must be a number > 0"]),
+    (["seed=abc"], ["train.py: error: seed=abc is not allowed: it must be an integer >= 0 and <= 4294967295"]),
+    (["data.batch_size=1000000000000"], ["train.py: error: data.batch_size=1000000000000 with 64x64 crops "
+                                         "needs at least", "GiB for the network's activations; this machine has"]),
+    (["trainer.accelerator=gpu"], ["train.py: error: trainer.accelerator=gpu: no CUDA GPU is visible"]),
 ])
 def test_bad_values_are_named_before_training(tmp_path, args, needles):
+    if args == ["trainer.accelerator=gpu"] and __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a GPU")
     run_dir = tmp_path / "run"
     result = run_entry(["train.py", *args, f"hydra.run.dir={run_dir}"])
     _fails_cleanly(result, *needles)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert not (run_dir / "checkpoints").exists()  # stopped before any training
+
+
+def test_eval_option_of_the_wrong_type(tmp_path):
+    result = run_entry(["eval.py", "model=gaussian-blind", "tile=abc", f"hydra.run.dir={tmp_path / 'run'}"])
+    _fails_cleanly(result, "eval.py: error: tile=abc is not allowed")
+    assert result.returncode == 2
 
 
 def test_crafted_pickle_is_refused_and_runs_nothing(tmp_path):

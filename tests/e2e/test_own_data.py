@@ -125,7 +125,7 @@ def test_even_odd_split_trains_on_half_averages(tmp_path):
     source, target = dm.draw_train_batch(torch.device("cpu"))
     levels = {round(float(v) * 255) for v in torch.cat([source, target])[:, 0, 0, 0]}
     assert levels == {10, 20}  # (0 + 20) / 2 and (10 + 30) / 2
-    with pytest.raises(ConfigError, match="data.frame_split='halves' must be one of random, even_odd"):
+    with pytest.raises(ConfigError, match="data.frame_split=halves is not allowed: it must be random | even_odd"):
         N2NDataModule(stacks_config(folder, "data.frame_split=halves"))
 
 

@@ -141,6 +141,33 @@ def test_config_in_a_checkpoint_cannot_name_objects(tmp_path):
     assert not (ROOT / "pwned").exists()
 
 
+@pytest.mark.parametrize("section,key,value", [
+    ("model", "in_channels", 10**9), ("model", "activation", {"name": "leaky_relu", "negative_slope": "abc"}),
+    ("data", "val_limit", -5), ("data", "channels", "abc"), ("noise", "sigma", -3), ("data", "batch_size", 10**12),
+])
+def test_out_of_range_values_in_a_checkpoints_config_are_refused(tmp_path, section, key, value):
+    """eval.py and n2n denoise read a checkpoint's config as untrusted input: the command line's checks apply."""
+    config = _config()
+    path = _checkpoint(_config(), tmp_path / "bad.ckpt")
+    ckpt = torch.load(path, weights_only=True)
+    config[section][key] = value
+    ckpt["hyper_parameters"]["config"] = config
+    torch.save(ckpt, path)
+    if section == "model":
+        with pytest.raises(CheckpointError, match=f"bad.ckpt holds a model config that n2n cannot build: model.{key}"):
+            load_unet(path)
+        return
+    from n2n.config import RunContext
+    from n2n.errors import ConfigError
+    from n2n.inference.evaluate import evaluate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"ckpt_path": str(path), "model": None, "device": "cpu", "tile": None,
+                            "save_images": False, "num_comparisons": 0, "data": None, "noise": None})
+    with pytest.raises(ConfigError, match=f"{section}.{key}="):
+        evaluate(cfg, RunContext(tmp_path / "eval"))
+
+
 def test_configs_never_name_python_objects():
     """n2n's config groups never use `_target_` (only Hydra's own sweeper plugin settings do, under `hydra:`),
     and n2n's code never instantiates from config nor unpickles outside the weights-only loader."""
