@@ -47,7 +47,7 @@ def test_a_second_live_run_is_refused_and_a_stale_lock_taken_over(tmp_path):
 
 
 def test_bad_overwrite_value_is_one_line(images, tmp_path):
-    with pytest.raises(ConfigError, match="overwrite='abc' must be true or false"):
+    with pytest.raises(ConfigError, match="overwrite=abc is not allowed: it must be true or false"):
         run_in_process([*tiny(*images), "overwrite=abc"], tmp_path)
 
 
