@@ -21,7 +21,7 @@ from n2n.image_files import IMAGE_EXTENSIONS, read_image, to_model_input, write_
 from n2n.inference.runners import PRECISIONS, load_runner
 from n2n.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, denoise_tensor
 
-from n2n.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from n2n.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Bounded
 
 
 # ------------------------------------------------------------------------------------------- parsers
@@ -31,19 +31,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register `denoise` on an argparse subparsers object."""
     p = subparsers.add_parser(
         "denoise",
-        help="denoise image files with a trained checkpoint or an exported ONNX model",
-        description="Denoise images with a trained n2n model. One output per input, same file name "
-        "(plus --suffix), written to OUTDIR with the input's bit depth, channels and alpha.",
+        help="denoise image files with a bundled model, a trained checkpoint or an exported model",
+        description="Denoise images with an n2n model: by default the bundled gaussian-blind model (its grey "
+        "twin for greyscale images), no training needed. One output per input, with the input's bit depth, "
+        "channels and alpha: in OUTDIR under the same file name (plus --suffix), or, without -o, beside the "
+        "input as NAME_denoised.EXT. The first argument may also be a model file (the older form "
+        "`n2n denoise CKPT INPUT... -o OUTDIR`).",
     )
-    p.add_argument("checkpoint", metavar="CKPT", help="a .ckpt written by training, or an .onnx from `n2n export`")
     p.add_argument("inputs", metavar="INPUT", nargs="+",
                    help="image files, folders (their images, not recursive) or quoted glob patterns")
-    p.add_argument("-o", "--outdir", required=True, metavar="OUTDIR", help="folder for the outputs (created)")
-    p.add_argument("--tile", type=int, default=DEFAULT_TILE, metavar="N",
+    p.add_argument("-m", "--model", metavar="NAME|FILE", default=None,
+                   help="a bundled model (`n2n models`), a .ckpt written by training, a .safetensors or an "
+                   ".onnx from `n2n export` (default: gaussian-blind, or gaussian-blind-grey for grey images)")
+    p.add_argument("-o", "--outdir", default=None, metavar="OUTDIR",
+                   help="folder for the outputs (created); default: beside each input, with --suffix _denoised")
+    p.add_argument("--tile", type=Bounded(int, 0), default=DEFAULT_TILE, metavar="N",
                    help="process images larger than N x N pixels in overlapping tiles of N pixels (rounded "
                    "up to a multiple of 32) to bound memory; 0 = always the whole image at once "
                    "(default %(default)s)")
-    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N",
+    p.add_argument("--overlap", type=Bounded(int, 0), default=DEFAULT_OVERLAP, metavar="N",
                    help="pixels of context around each tile (rounded up to a multiple of 32); 128 or more "
                    "keeps tiled output within 1/255 of whole-image output, 160 makes it identical "
                    "(default %(default)s)")
@@ -54,8 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "(about 4x faster than eager fp32 on a CPU with AMX, PSNR within 0.001 dB on CBSD68), "
                    "fp32 = float32; auto (the default) = bf16 where the CPU or GPU has native bfloat16, else "
                    "fp32. ONNX models always run in fp32")
-    p.add_argument("--suffix", default="", help="appended to each output's file name before the extension, "
-                   "e.g. _denoised (default: none)")
+    p.add_argument("--suffix", default=None, help="appended to each output's file name before the extension "
+                   "(default: none with -o, _denoised without)")
     p.set_defaults(func=run)
     return p
 
@@ -90,9 +96,10 @@ def collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
     return unique, missing
 
 
-def plan_outputs(files: Sequence[Path], outdir: Path, suffix: str = "") -> list[tuple[Path, Path]]:
-    """(input, output) pairs; refuses outputs that would overwrite an input or each other."""
-    pairs = [(f, outdir / f"{f.stem}{suffix}{f.suffix}") for f in files]
+def plan_outputs(files: Sequence[Path], outdir: Path | None, suffix: str = "") -> list[tuple[Path, Path]]:
+    """(input, output) pairs, in `outdir` or (None) beside each input; refuses outputs that would overwrite an
+    input or each other."""
+    pairs = [(f, (outdir if outdir is not None else f.parent) / f"{f.stem}{suffix}{f.suffix}") for f in files]
     inodes = {(s.st_dev, s.st_ino): f for f in files for s in [f.stat()]}
     targets: dict[Path, Path] = {}
     for src, dst in pairs:
@@ -112,14 +119,44 @@ def plan_outputs(files: Sequence[Path], outdir: Path, suffix: str = "") -> list[
     return pairs
 
 
-def denoise_file(runner: Callable, src: Path, dst: Path, tile: int | None, overlap: int) -> None:
-    """Read, denoise and write one image; DataError (naming the file) if it cannot be read or written."""
+def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: int | None, overlap: int) -> None:
+    """Read, denoise and write one image with the runner `pick(colour channels)` returns; DataError (naming the
+    file) if it cannot be read or written."""
     image, info = read_image(src)
+    channels = (image.shape[2] if image.ndim == 3 else 1) - (1 if info.has_alpha else 0)
+    runner = pick(channels)
     x, restore = to_model_input(image, int(runner.in_channels), info.has_alpha)
     del image  # restore() keeps what it needs (the alpha plane)
     y = denoise_tensor(runner, x, tile=tile, overlap=overlap)
     del x  # a full-size float copy: free it before restore() makes its own (24 MP RGB: 288 MB each)
     write_image(dst, restore(y), icc_profile=info.icc_profile)  # atomic: never a half-written output
+
+
+def split_model(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """(the model asked for, or None for the bundled defaults; the inputs). The older form names a model
+    file as the first argument."""
+    from n2n.pretrained import is_model_file
+
+    inputs = list(args.inputs)
+    if args.model is None and is_model_file(inputs[0]):
+        return inputs[0], inputs[1:]
+    return args.model, inputs
+
+
+class DefaultModels:
+    """The bundled model for each image's colour channels, each loaded on first use."""
+
+    def __init__(self, device: str, precision: str):
+        self.device, self.precision = device, precision
+        self.runners: dict[str, Callable] = {}
+
+    def __call__(self, image_channels: int) -> Callable:
+        from n2n.pretrained import default_model
+
+        name = default_model(image_channels)
+        if name not in self.runners:
+            self.runners[name] = load_runner(name, self.device, self.precision)
+        return self.runners[name]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,16 +165,25 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(f"n2n denoise: {message}", file=sys.stderr)
 
     try:
+        model, inputs = split_model(args)
         tile = args.tile if args.tile and args.tile > 0 else None
         if tile is not None:
             check_tiling(tile, args.overlap)
-        files, missing = collect_inputs(args.inputs)
+        files, missing = collect_inputs(inputs)
         if not files:
-            raise DataError(f"no images found in {' '.join(args.inputs)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
-        outdir = Path(args.outdir)
-        pairs = plan_outputs(files, outdir, args.suffix)
-        runner = load_runner(args.checkpoint, args.device, getattr(args, "precision", "auto"))
-        outdir.mkdir(parents=True, exist_ok=True)
+            raise DataError(f"no images found in {' '.join(inputs) or '(no INPUT given)'} "
+                            f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        suffix = args.suffix if args.suffix is not None else ("" if args.outdir else "_denoised")
+        pairs = plan_outputs(files, Path(args.outdir) if args.outdir else None, suffix)
+        precision = getattr(args, "precision", "auto")
+        if model is None:
+            pick = DefaultModels(args.device, precision)
+            pick(3)  # a missing or broken bundled model stops here, before any output
+        else:
+            runner = load_runner(model, args.device, precision)
+            pick = lambda channels: runner  # noqa: E731 - one model for every image
+        if args.outdir:
+            Path(args.outdir).mkdir(parents=True, exist_ok=True)
     except (N2NError, ValueError, OSError) as exc:
         fail(f"error: {exc}")
         return EXIT_USAGE
@@ -147,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         fail(f"skipped {item}: no such file, folder or matching image")
     for src, dst in tqdm(pairs, desc="denoising", unit="image", disable=len(pairs) < 2, file=sys.stderr):
         try:
-            denoise_file(runner, src, dst, tile, args.overlap)
+            denoise_file(pick, src, dst, tile, args.overlap)
         except N2NError as exc:
             failed.append(str(src))
             fail(f"skipped: {exc}" if str(src) in str(exc) else f"skipped {src}: {exc}")
@@ -157,6 +203,6 @@ def run(args: argparse.Namespace) -> int:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()  # give the next image the memory back
     done = len(pairs) - (len(failed) - len(missing))
-    print(f"wrote {done} image(s) to {Path(args.outdir)}" + (f"; {len(failed)} failed" if failed else ""),
-          file=sys.stderr)
+    where = Path(args.outdir) if args.outdir else f"beside the inputs (suffix {suffix})"
+    print(f"wrote {done} image(s) to {where}" + (f"; {len(failed)} failed" if failed else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK

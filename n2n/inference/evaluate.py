@@ -1,8 +1,9 @@
 """Evaluation of a checkpoint (eval.py): PSNR/SSIM of noisy input and output per image, denoised images,
 comparisons.
 
-The model is rebuilt from the checkpoint alone. The data and noise are those the checkpoint was trained
-with unless `data=` / `noise=` are given on the command line; only the validation part of the data pipeline
+The model is rebuilt from the checkpoint alone (`ckpt_path=`), or is a bundled model or weight file (`model=`).
+The data and noise are those the checkpoint was trained with unless `data=` / `noise=` are given on the command
+line (they must be for `model=`, which records none); only the validation part of the data pipeline
 is built (the source's held-out images and the fixed validation noise), never the training one.
 """
 from __future__ import annotations
@@ -19,31 +20,48 @@ from tqdm import tqdm
 
 from n2n.atomic import atomic_output, write_text
 from n2n.config import RunContext
+from n2n.config_schema import EVAL_OPTIONS, check_options
 from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
 from n2n.errors import ConfigError
 from n2n.image_files import as_float, write_image
 from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
+from n2n.inference.runners import load_network
+from n2n.pretrained import resolve
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
 from n2n.visualize import comparison_grid, to_uint8_hwc
 
 
+def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Module, dict[str, Any]]:
+    """(what was evaluated, the network, its training config: empty for weight files and bundled models)."""
+    ckpt_path, model = cfg.get("ckpt_path"), cfg.get("model")
+    if (ckpt_path is None) == (model is None):
+        raise ConfigError("give exactly one of ckpt_path=RUN/checkpoints/last.ckpt (a training checkpoint) and "
+                          "model=NAME|FILE (a bundled model, `n2n models`, or a .safetensors / .ckpt file)")
+    path = resolve(ckpt_path if ckpt_path is not None else model)
+    if path.suffix.lower() == ".ckpt":
+        ckpt = read_checkpoint(path)
+        return str(ckpt_path or model), unet_from_checkpoint(ckpt, path, device), training_config(ckpt, path)
+    return str(model or ckpt_path), load_network(path, device), {}
+
+
 def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
-    ckpt = read_checkpoint(cfg.ckpt_path)
-    trained = training_config(ckpt, cfg.ckpt_path)
+    check_options(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), EVAL_OPTIONS)
     device = pick_device(str(cfg.device))
-    net = unet_from_checkpoint(ckpt, cfg.ckpt_path, device)
+    label, net, trained = load_model(cfg, device)
     given = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     data_cfg = given.get("data") or trained.get("data")
     noise_cfg = given.get("noise") or trained.get("noise")
     if not isinstance(data_cfg, dict) or not isinstance(noise_cfg, dict):
-        raise ConfigError(f"checkpoint {cfg.ckpt_path} records no data or noise section to evaluate on: give "
-                          f"data=... and noise=... on the command line")
+        raise ConfigError(f"{label} records no data or noise to evaluate on: give them on the command line, e.g. "
+                          f"data=folder data.val_dir=DIR noise=gaussian noise.sigma=25")
+    # a checkpoint's own data and noise sections are untrusted input: the same checks as the command line's
+    check_options({"data": data_cfg, "noise": noise_cfg}, EVAL_OPTIONS)
     source = build_source(data_cfg)
     if source.channels != net.in_channels:
-        raise ConfigError(f"the checkpoint's model takes {net.in_channels}-channel images but "
-                          f"data.channels={source.channels}")
+        raise ConfigError(f"the model {label} takes {net.in_channels}-channel images but "
+                          f"data.channels={source.channels}: set data.channels={net.in_channels}")
     names, pairs = validation_pairs(source.val_data(), build_noises(noise_cfg)[1],
                                     int(data_cfg.get("val_seed") or 0), data_cfg.get("val_limit"))
 
@@ -82,7 +100,7 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
     if grid_rows:
         grid = comparison_grid(grid_rows)
         write_image(out_dir / "comparison.png", to_uint8_hwc(grid))
-    metrics = summarize(rows, cfg.ckpt_path)
+    metrics = summarize(rows, label)
     with atomic_output(out_dir / "per_image.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

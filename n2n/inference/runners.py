@@ -123,18 +123,35 @@ def as_runner(net: RunnerLike, precision: str | None = None) -> Callable[[torch.
     return net
 
 
+def load_network(model: str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """The U-Net of a bundled model's name (n2n.pretrained), a .safetensors weight file or a training .ckpt."""
+    from n2n import pretrained
+
+    path = pretrained.resolve(model)
+    if path.suffix.lower() == ".onnx":
+        raise CheckpointError(f"{path} is an ONNX model: it runs through ONNX Runtime only (`n2n denoise`), "
+                              f"not as a PyTorch network; give its .ckpt or .safetensors instead")
+    if path.suffix.lower() == ".safetensors":
+        from n2n.inference.weights import load_weights
+
+        return load_weights(path, map_location)
+    from n2n.inference.checkpoints import load_unet
+
+    return load_unet(path, map_location)
+
+
 def load_runner(model: str | Path, device: str = "auto", precision: str = "auto") -> Callable[[torch.Tensor], torch.Tensor]:
-    """A runner for a .ckpt written by training (PyTorch, in `precision`: see TorchRunner) or an .onnx file
-    from `n2n export` (ONNX Runtime, float32 only)."""
-    path = Path(model)
+    """A runner for a bundled model's name, a .safetensors file or a .ckpt written by training (PyTorch, in
+    `precision`: see TorchRunner), or an .onnx file from `n2n export` (ONNX Runtime, float32 only)."""
+    from n2n import pretrained
+
+    path = pretrained.resolve(model)
     if path.suffix.lower() == ".onnx":
         if precision == "bf16":
-            raise CheckpointError("--precision bf16 needs a .ckpt model: ONNX models run in fp32 "
+            raise CheckpointError("--precision bf16 needs a .ckpt or .safetensors model: ONNX models run in fp32 "
                                   "(leave --precision at auto or fp32)")
         from n2n.inference.onnx import OnnxRunner  # onnxruntime is only imported when it is used
 
         return OnnxRunner(path, device)
-    from n2n.inference.checkpoints import load_unet
-
     dev = pick_device(device, "--device")
-    return TorchRunner(load_unet(path, dev), dev, precision=precision)
+    return TorchRunner(load_network(path, dev), dev, precision=precision)

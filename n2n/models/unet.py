@@ -136,10 +136,12 @@ def build_unet(cfg: Mapping[str, Any]) -> UNet:
     unknown = sorted(set(cfg) - set(MODEL_KEYS))
     if unknown:
         raise ConfigError(f"model: unknown option(s) {unknown}; allowed: {', '.join(MODEL_KEYS)}")
-    return UNet(
+    net = UNet(
         in_channels=int(require(cfg, "in_channels", "model")),
         out_channels=int(require(cfg, "out_channels", "model")),
         activation=make_activation(require(cfg, "activation", "model")),
         norm=make_norm(require(cfg, "norm", "model")),
         init=require(cfg, "init", "model"),
     )
+    net.config = {key: cfg[key] for key in MODEL_KEYS}  # what rebuilds it: written beside exported weights
+    return net
