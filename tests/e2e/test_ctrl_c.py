@@ -33,7 +33,7 @@ def big_images(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("after", [1.0, 8.0])  # while importing / while working
+@pytest.mark.parametrize("after", [pytest.param(1.0, marks=pytest.mark.slow), 8.0])  # while importing / working
 def test_n2n_denoise(big_images, tmp_path, after):
     result = interrupt(["-m", "n2n.cli", "denoise", str(big_images), "-o", str(tmp_path / "out"), "--tile", "0",
                         "--device", "cpu", "--precision", "fp32"], after)
@@ -42,12 +42,14 @@ def test_n2n_denoise(big_images, tmp_path, after):
     assert not list((tmp_path / "out").glob("*.partial*")) if (tmp_path / "out").exists() else True
 
 
+@pytest.mark.slow  # a training subprocess; the interrupt path of training is also covered by test_resume.py
 def test_train_py(images, tmp_path):
     result = interrupt(["train.py", *tiny(*images, steps=500, epochs=4), f"hydra.run.dir={tmp_path}"], 12.0)
     assert result.returncode == 130, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_eval_py(big_images, tmp_path):
     result = interrupt(["eval.py", "model=gaussian-blind", "data=folder", f"data.val_dir={big_images}", "noise=gaussian",
                         f"hydra.run.dir={tmp_path}", "device=cpu"], 9.0)
