@@ -14,7 +14,6 @@ command writes the same files.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from n2n.data.sources.base import MIN_VALIDATION_SIDE
 from n2n.image_files import read_training_image
 from n2n.metrics import psnr
 from n2n.atomic import atomic_output
-from n2n.errors import ConfigError, DataError
+from n2n.errors import DataError
 from n2n.noise import build_noise
 
 TRAIN_FILE, VAL_FILE = "train_data.pkl", "val_data.pkl"
@@ -58,12 +57,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for option, value, minimum in (("--train-count", args.train_count, 1), ("--val-count", args.val_count, 1),
-                                   ("--patch", args.patch, MIN_VALIDATION_SIDE), ("--seed", args.seed, 0)):
-        if value < minimum:
-            raise ConfigError(f"{option}={value} must be an integer >= {minimum}")
-    if not math.isfinite(args.sigma) or args.sigma < 0:
-        raise ConfigError(f"--sigma={args.sigma:g} must be a finite number >= 0 (the 0..255 scale)")
+    # the counts, --patch, --seed and --sigma were range-checked when parsed (Bounded)
     out = Path(args.out)
     targets = (out / TRAIN_FILE, out / VAL_FILE)
     existing = [str(t) for t in targets if t.exists()]

@@ -27,9 +27,9 @@ from n2n.errors import ConfigError
 from n2n.image_files import as_float, write_image
 from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
 from n2n.inference.runners import load_network
-from n2n.pretrained import resolve
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
+from n2n.pretrained import resolve
 from n2n.visualize import comparison_grid, to_uint8_hwc
 
 
@@ -47,10 +47,10 @@ def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Mod
 
 
 def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
-    check_options(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False), EVAL_OPTIONS)
+    given = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    check_options(given, EVAL_OPTIONS)
     device = pick_device(str(cfg.device))
     label, net, trained = load_model(cfg, device)
-    given = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     data_cfg = given.get("data") or trained.get("data")
     noise_cfg = given.get("noise") or trained.get("noise")
     if not isinstance(data_cfg, dict) or not isinstance(noise_cfg, dict):

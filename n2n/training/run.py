@@ -113,10 +113,7 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
         value = float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
         return value_for_sweeper(value, context, f"{run_dir} finished without a score (metrics.json)")
     check_machine(config)  # the accelerator asked for, memory for a batch: before the folder is touched
-    overwrite = config.get("overwrite", False)
-    if not isinstance(overwrite, bool):
-        raise ConfigError(f"overwrite={overwrite!r} must be true or false")
-    with claim(run_dir, ckpt_path, overwrite):
+    with claim(run_dir, ckpt_path, config.get("overwrite", False)):  # a bool: checked by the option table
         value = _fit(config, context, extra_callbacks)
     return value_for_sweeper(value, context, "the run's monitored metric is NaN (no validation score)")
 
