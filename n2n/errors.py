@@ -54,22 +54,26 @@ def exit_on_error(program: str = "n2n"):
     Ctrl-C into one line and exit code 130 (128 + SIGINT), as a shell reports it. Files being written are
     never left partial (n2n.atomic); a training run saves its checkpoint first (its interrupt callback)."""
     try:
-        from omegaconf.errors import OmegaConfBaseException
-    except KeyboardInterrupt:
-        _interrupted(program)
-
-    try:
         yield
     except N2NError as exc:
         print(f"{program}: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    except OmegaConfBaseException as exc:
+    except KeyboardInterrupt:
+        _interrupted(program)
+    except Exception as exc:
+        if not _is_omegaconf_error(exc):
+            raise
         message = str(exc).splitlines()[0]
         key = getattr(exc, "full_key", None)
         print(f"{program}: error: config {key + ': ' if key else ''}{message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        _interrupted(program)
+
+
+def _is_omegaconf_error(exc: Exception) -> bool:
+    """Whether `exc` is OmegaConf's, without importing OmegaConf (slow: `n2n --help` does without it); an
+    OmegaConf error can only come from an OmegaConf that is imported already."""
+    errors = sys.modules.get("omegaconf.errors")
+    return errors is not None and isinstance(exc, errors.OmegaConfBaseException)
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """The `n2n` command: tools around training (`python train.py`) and evaluation (`python eval.py`).
 
 Each subcommand lives in its own module of this folder, which registers its parser and returns an exit code.
+The modules import torch (and everything else heavy) only when their command runs, so that `n2n --help` and
+`n2n COMMAND --help` answer at once (tests/unit/test_cli_light.py checks it).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from n2n.errors import exit_on_error, imports_shielded
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 #: The modules of the subcommands, one file each in n2n/cli/, in the order `n2n --help` lists them; each has
-#: `add_parser(subparsers)`, which sets `func` on its parser.
+#: `add_parser(subparsers)`, which sets `func` on its parser. None imports torch at its top level.
 SUBCOMMANDS = ["n2n.cli.denoise", "n2n.cli.models", "n2n.cli.export", "n2n.cli.make_ee559", "n2n.cli.report"]
 
 
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     with exit_on_error("n2n"):
         with imports_shielded("n2n"):
-            parser = build_parser()  # the subcommands import torch
+            parser = build_parser()
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
 

@@ -13,15 +13,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
-from tqdm import tqdm
-
-from n2n.errors import DataError, N2NError
-from n2n.image_files import IMAGE_EXTENSIONS, read_image, to_model_input, write_image
-from n2n.inference.runners import PRECISIONS, load_runner
-from n2n.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_tiling, denoise_tensor
-
 from n2n.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Bounded
+from n2n.errors import DataError, N2NError, imports_shielded
+
+# torch and everything that imports it are imported when the command runs (`run`), not here: the parser must
+# stay light for `n2n --help`. These defaults are n2n.inference's (a test checks that they agree).
+PRECISIONS = ("auto", "fp32", "bf16")  # n2n.inference.runners.PRECISIONS
+DEFAULT_TILE, DEFAULT_OVERLAP = 1024, 128  # n2n.inference.tiling
 
 
 # ------------------------------------------------------------------------------------------- parsers
@@ -71,6 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
     """(image files in order, without duplicates; inputs that matched nothing)."""
+    from n2n.image_files import IMAGE_EXTENSIONS
+
     files: list[Path] = []
     missing: list[str] = []
     for item in inputs:
@@ -122,6 +122,9 @@ def plan_outputs(files: Sequence[Path], outdir: Path | None, suffix: str = "") -
 def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: int | None, overlap: int) -> None:
     """Read, denoise and write one image with the runner `pick(colour channels)` returns; DataError (naming the
     file) if it cannot be read or written."""
+    from n2n.image_files import read_image, to_model_input, write_image
+    from n2n.inference.tiling import denoise_tensor
+
     image, info = read_image(src)
     channels = (image.shape[2] if image.ndim == 3 else 1) - (1 if info.has_alpha else 0)
     runner = pick(channels)
@@ -151,6 +154,7 @@ class DefaultModels:
         self.runners: dict[str, Callable] = {}
 
     def __call__(self, image_channels: int) -> Callable:
+        from n2n.inference.runners import load_runner
         from n2n.pretrained import default_model
 
         name = default_model(image_channels)
@@ -161,6 +165,14 @@ class DefaultModels:
 
 def run(args: argparse.Namespace) -> int:
     """`n2n denoise`: returns the exit code (see the module docstring)."""
+    with imports_shielded("n2n"):  # Ctrl-C while torch imports: one line, after the import
+        import torch
+        from tqdm import tqdm
+
+        from n2n.image_files import IMAGE_EXTENSIONS
+        from n2n.inference.runners import load_runner
+        from n2n.inference.tiling import check_tiling
+
     def fail(message: str) -> None:
         tqdm.write(f"n2n denoise: {message}", file=sys.stderr)
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from n2n.cli import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Bounded
-from n2n.errors import CheckpointError, N2NError
+from n2n.errors import CheckpointError, N2NError, imports_shielded
 
 FORMATS = (".onnx", ".safetensors")
 #: Opsets of the TorchScript exporter that export this network and match PyTorch (9 and 20 checked; 7 and 8
@@ -35,7 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run_export(args: argparse.Namespace) -> int:
     """Export, then (ONNX) check ONNX Runtime against PyTorch."""
-    from n2n.inference.runners import load_network
+    from n2n.extras import require_extra
+
+    with imports_shielded("n2n"):  # torch: Ctrl-C during its import is one line, after it
+        from n2n.inference.runners import load_network
 
     out = Path(args.output)
     try:
@@ -45,6 +48,9 @@ def run_export(args: argparse.Namespace) -> int:
             raise CheckpointError(f"cannot tell the format of {out}: name it .onnx or .safetensors")
         if out.exists() and out.resolve() == Path(args.checkpoint).resolve():
             raise CheckpointError(f"refusing to overwrite the model {out} with its export")
+        if out.suffix.lower() == ".onnx":  # both are needed (export, then the check): say so before any work
+            require_extra("onnx", "export", "ONNX export")
+            require_extra("onnxruntime", "export", "checking the ONNX export")
         net = load_network(args.checkpoint, "cpu")
         if out.suffix.lower() == ".safetensors":
             from n2n.inference.weights import save_weights
@@ -52,7 +58,7 @@ def run_export(args: argparse.Namespace) -> int:
             save_weights(net, net.config, out)
             print(f"wrote {out}", file=sys.stderr)
             return EXIT_OK
-        from n2n.inference.onnx import export_onnx, max_abs_diff  # onnx is only imported when it is used
+        from n2n.inference.onnx import export_onnx, max_abs_diff
 
         export_onnx(net, out, opset=args.opset)
         diff = max_abs_diff(net, out)

@@ -16,19 +16,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from PIL import Image
-from tqdm import tqdm
-
-from n2n.cli import Bounded
-from n2n.data.sources import list_images, load_tensor_pair
-from n2n.data.sources.base import MIN_VALIDATION_SIDE
-from n2n.image_files import read_training_image
-from n2n.metrics import psnr
 from n2n.atomic import atomic_output
-from n2n.errors import DataError
-from n2n.noise import build_noise
+from n2n.cli import Bounded
+from n2n.errors import DataError, imports_shielded
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, PIL and n2n's data modules are imported when the command runs, not here: the parser must stay light
+# for `n2n --help`.
+#: The smallest --patch: n2n.data.sources.base.MIN_VALIDATION_SIDE (a test checks that they agree).
+MIN_PATCH = 11
 
 TRAIN_FILE, VAL_FILE = "train_data.pkl", "val_data.pkl"
 #: Patches noised at once: bounds the float32 working memory (4096 x 3 x 32 x 32 floats are 48 MiB).
@@ -43,21 +43,33 @@ def add_parser(subparsers) -> None:
                     "`python train.py data=ee559`.")
     p.add_argument("--images", required=True, type=Path, metavar="DIR", help="folder of clean training images")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the two pickles to")
-    p.add_argument("--train-count", type=Bounded(int, 1), default=50_000, metavar="N", help="training pairs (default 50000)")
+    p.add_argument("--train-count", type=Bounded(int, 1), default=50_000, metavar="N",
+                   help="training pairs (default 50000)")
     p.add_argument("--val-images", type=Path, metavar="DIR",
                    help="folder of clean validation images (default: every 10th image of --images is held out "
                         "for validation and never cut into training patches)")
-    p.add_argument("--val-count", type=Bounded(int, 1), default=1000, metavar="N", help="validation patches (default 1000)")
+    p.add_argument("--val-count", type=Bounded(int, 1), default=1000, metavar="N",
+                   help="validation patches (default 1000)")
     p.add_argument("--sigma", type=Bounded(float, 0), default=25.0, metavar="S",
                    help="Gaussian noise standard deviation on the 0..255 scale (default 25)")
-    p.add_argument("--seed", type=Bounded(int, 0, 2**32 - 1), default=0, metavar="K", help="seed of patch positions and noise (default 0)")
-    p.add_argument("--patch", type=Bounded(int, MIN_VALIDATION_SIDE), default=32, metavar="P", help="patch side in pixels (default 32)")
+    p.add_argument("--seed", type=Bounded(int, 0, 2**32 - 1), default=0, metavar="K",
+                   help="seed of patch positions and noise (default 0)")
+    p.add_argument("--patch", type=Bounded(int, MIN_PATCH), default=32, metavar="P",
+                   help="patch side in pixels (default 32)")
     p.add_argument("--force", action="store_true", help="overwrite existing pickles in --out")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # the counts, --patch, --seed and --sigma were range-checked when parsed (Bounded)
+    with imports_shielded("n2n"):  # Ctrl-C while torch imports: one line, after the import
+        import torch
+        from tqdm import tqdm
+
+        from n2n.data.sources import load_tensor_pair
+        from n2n.metrics import psnr
+        from n2n.noise import build_noise
+
     out = Path(args.out)
     targets = (out / TRAIN_FILE, out / VAL_FILE)
     existing = [str(t) for t in targets if t.exists()]
@@ -104,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
 def _split(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
     """Training and validation image files; without --val-images, every 10th image is held out so that no
     validation patch comes from an image that was trained on."""
+    from n2n.data.sources import list_images
+
     files = list_images(args.images, "--images")
     if args.val_images is not None:
         return files, list_images(args.val_images, "--val-images")
@@ -116,6 +130,8 @@ def _split(args: argparse.Namespace) -> tuple[list[Path], list[Path]]:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the header alone; EXIF rotation may swap them, which the caller's min() ignores."""
+    from PIL import Image
+
     try:
         with Image.open(path) as im:
             width, height = im.size
@@ -129,6 +145,11 @@ def cut_patches(files: list[Path], count: int, size: int, g: torch.Generator, op
     """`count` random size x size RGB patches (uint8, count x 3 x size x size): each from an image drawn
     uniformly (as training crops are drawn), at a uniform position. Each image is decoded once and then
     dropped, so a folder of large photos never has to fit in memory."""
+    import torch
+    from tqdm import tqdm
+
+    from n2n.image_files import read_training_image
+
     usable = [f for f in files if min(image_size(f)) >= size]
     skipped = len(files) - len(usable)
     if not usable:
@@ -154,10 +175,14 @@ def cut_patches(files: list[Path], count: int, size: int, g: torch.Generator, op
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] floats -> the course's uint8 values (noise beyond black or white is clipped, as in 8-bit images)."""
+    import torch
+
     return (x * 255).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _save(pair: tuple[torch.Tensor, torch.Tensor], path: Path) -> None:
     """Atomically (n2n.atomic): an interrupted run leaves no half-written pickle."""
+    import torch
+
     with atomic_output(path) as tmp:
         torch.save(tuple(t.contiguous() for t in pair), tmp)

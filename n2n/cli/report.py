@@ -23,7 +23,7 @@ import yaml
 from n2n.atomic import atomic_output, write_text
 from n2n.cli import Bounded
 from n2n.errors import DataError
-from n2n.training.callbacks.clock import time_to_psnr
+from n2n.extras import require_extra
 
 #: Overrides that repeat a choice rather than make a new one: runs differing only here are averaged.
 REPEAT_KEYS = {"seed"}
@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
                    help="a multirun or Optuna sweep folder, e.g. outputs/multirun/DATE/TIME")
     p.add_argument("--out", type=Path, metavar="DIR", help="where to write report.md and report.png "
                    "(default: SWEEP_DIR)")
-    p.add_argument("--target-psnr", type=Bounded(float, 0, 200), metavar="DB", help="add a column: training seconds (validation "
+    p.add_argument("--target-psnr", type=Bounded(float, 0, 200), metavar="DB",
+                   help="add a column: training seconds (validation "
                    "excluded) until val/psnr first reached DB at a validation")
     p.set_defaults(func=run)
 
@@ -104,14 +105,14 @@ def read_run(sweep_dir: Path, folder: Path) -> Run:
 def read_curves(folder: Path) -> dict[str, list[tuple[int, float]]]:
     """{"val/psnr": [(step, value), ...], "train/loss": [...]} from TensorBoard events, else Lightning's CSV."""
     wanted = ("val/psnr", "train/loss")
-    tb = folder / "tensorboard"
-    if tb.is_dir() and any(tb.glob("events.out.tfevents.*")):
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    for tb in (folder, folder / "tensorboard"):  # events in the run folder; runs of earlier versions: tensorboard/
+        if tb.is_dir() and any(tb.glob("events.out.tfevents.*")):
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        acc = EventAccumulator(str(tb), size_guidance={"scalars": 0})
-        acc.Reload()
-        tags = set(acc.Tags()["scalars"])
-        return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in wanted if t in tags}
+            acc = EventAccumulator(str(tb), size_guidance={"scalars": 0})
+            acc.Reload()
+            tags = set(acc.Tags()["scalars"])
+            return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in wanted if t in tags}
     csv_file = folder / "csv" / "metrics.csv"
     if csv_file.is_file():
         import csv
@@ -140,6 +141,8 @@ class Group:
 
     def time_to(self, target: float) -> str:
         """Training seconds to reach `target` dB, over the runs; says how many never reached it."""
+        from n2n.training.callbacks.clock import time_to_psnr  # imports lightning: not for `n2n --help`
+
         times = [time_to_psnr(r.metrics.get("val_history") or [], target) for r in self.runs]
         missed = sum(t is None for t in times)
         if missed:
@@ -257,8 +260,7 @@ def render(sweep_dir: Path, runs: list[Run], groups: list[Group], target_psnr: f
 def plot(runs: list[Run], groups: list[Group], path: Path) -> int:
     """val/psnr and train/loss against the step, one line per run, one colour per choice. Returns the number
     of runs drawn."""
-    import matplotlib
-
+    matplotlib = require_extra("matplotlib", "report", "n2n report's figure (report.png)")
     matplotlib.use("Agg")  # no display needed; also safe on a headless machine
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
@@ -318,6 +320,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else sweep_dir
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out} is a file: give the folder to write report.md and report.png into")
+    require_extra("matplotlib", "report", "n2n report's figure (report.png)")  # before any work: one line if missing
     runs = find_runs(sweep_dir)
     groups = group_runs(runs)
     out.mkdir(parents=True, exist_ok=True)

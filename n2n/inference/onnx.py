@@ -16,6 +16,7 @@ from torch import nn
 
 from n2n.atomic import atomic_output
 from n2n.errors import CheckpointError
+from n2n.extras import require_extra
 from n2n.models.unet import MULTIPLE
 
 INPUT_NAME, OUTPUT_NAME = "noisy", "denoised"
@@ -34,6 +35,7 @@ class _Aligned(nn.Module):
 
 def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
     """Write `net` as ONNX taking N x C x H x W float32 with H and W any multiples of 32."""
+    require_extra("onnx", "export", "ONNX export")  # torch.onnx.export needs it; one line if it is missing
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = _Aligned(copy.deepcopy(net).cpu().eval())
@@ -54,7 +56,7 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
 
 def onnx_providers(device: str = "auto") -> list[str]:
     """ONNX Runtime execution providers for "auto", "cpu" or "cuda" (CUDA only when it is installed)."""
-    import onnxruntime as ort
+    ort = require_extra("onnxruntime", "export", "running an ONNX model")
 
     available = ort.get_available_providers()
     if device == "cuda" and "CUDAExecutionProvider" not in available:
@@ -70,7 +72,7 @@ class OnnxRunner:
     """Runs an exported n2n model with ONNX Runtime; called like n2n.inference.TorchRunner."""
 
     def __init__(self, path: str | Path, device: str = "auto"):
-        import onnxruntime as ort
+        ort = require_extra("onnxruntime", "export", "running an ONNX model")
 
         self.path = Path(path)
         if not self.path.is_file():
