@@ -10,10 +10,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from helpers.runs import TINY, run_entry
+from helpers.runs import TINY, run_entry, run_in_process, tiny
 from n2n.errors import DivergenceError
 from n2n.training.callbacks import DivergenceGuard
-from helpers.runs import run_in_process, tiny
 
 HUGE_LR = ["optimizer=sgd", "optimizer.lr=1e6"]
 
@@ -122,10 +121,8 @@ def _diverging_optuna_search(tmp_path, image_dirs, sweeper_extra: str):
     search.mkdir(parents=True)
     (search / "diverge_test.yaml").write_text(
         "# @package _global_\n"
-        # a seeded random sampler whose two draws are 0.01 then 1e6 (optuna 2.10); the grid sampler would pick
-        # its order with Python's unseeded `random`, and its study.stop() after a last FAIL trial escapes the
-        # sweeper, which only expects it after a COMPLETE one
-        "defaults:\n  - override /hydra/sweeper: optuna\n  - override /hydra/sweeper/sampler: random\n"
+        # the grid sampler: each of the two rates exactly once, in either order
+        "defaults:\n  - override /hydra/sweeper: n2n_optuna\n  - override /hydra/sweeper/sampler: grid\n"
         "hydra:\n  sweeper:\n    direction: maximize\n    n_trials: 2\n    sampler:\n      seed: 0\n"
         "    params:\n      optimizer.lr: choice(1000000.0, 0.01)\n"
         + sweeper_extra)
@@ -154,8 +151,8 @@ def test_optuna_records_a_diverging_trial_as_failed_and_goes_on(tmp_path, image_
 
 
 def test_optuna_search_goes_on_after_a_diverging_trial(tmp_path, image_dirs, single_thread_env):
-    """Without max_failure_rate a raised error would end the search and a NaN return value would crash
-    hydra-optuna-sweeper 1.3.0; a diverged trial gets the worst value for the study's direction instead."""
+    """Without max_failure_rate (0: any failure stops the search) a diverged trial gets the worst value for the
+    study's direction instead: a COMPLETE trial at -inf, and the search goes on."""
     sweep, result = _diverging_optuna_search(tmp_path, image_dirs, "")
     assert "this job returns -inf" in result.stderr
     results = (sweep / "optimization_results.yaml").read_text()

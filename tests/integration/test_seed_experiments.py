@@ -40,10 +40,13 @@ def test_table2_sweeps_augmentations_and_ten_seeds_over_the_recipe():
 
 
 def test_table1_is_a_tpe_search_over_the_recipe():
+    from n2n.search.config import SWEEPER_TARGET
+
     cfg = compose_train(["hparams_search=seed_table1"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
-    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert sweeper._target_ == SWEEPER_TARGET and sweeper.direction == "maximize"
+    assert sweeper.sampler.name == "tpe" and sweeper.sampler.n_startup_trials == 10
+    assert sweeper.pruner.name == "none" and sweeper.max_failure_rate == 1.0
     assert set(sweeper.params) == SEARCHED
     assert sweeper.params["optimizer.lr"] == "tag(log, interval(1e-4, 0.1))"
     assert cfg.optimizer.name == "sgd" and cfg.data.name == "ee559"  # momentum exists only for sgd
@@ -51,15 +54,11 @@ def test_table1_is_a_tpe_search_over_the_recipe():
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """Table 1 with tiny settings: two processes at once on one sqlite study, 2 + 1 trials."""
+    """Table 1 with tiny settings: two processes at once on one sqlite study, 2 + 1 trials. Neither creates the
+    study first: the one that loses the race to create the database's tables tries again."""
     root = tmp_path_factory.mktemp("table1")
     train, val = make_ee559(root / "data", n_train=32, n_val=8)
     storage = f"sqlite:///{root / 'study.db'}"
-    # As the README says: create the study first (`optuna create-study ...`); two processes that both
-    # find no database would race to create its tables.
-    import optuna
-
-    optuna.create_study(storage=storage, study_name="tiny", direction="maximize")
     common = ["train.py", "-m", "hparams_search=seed_table1", f"data.train_path={train}", f"data.val_path={val}",
               f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=tiny", *TRIAL]
     workers = [(root / "worker1", 2), (root / "worker2", 1)]
@@ -109,7 +108,7 @@ def test_report_on_the_optuna_sweep(study):
 
 
 def hparams_of(run_dir: Path) -> tuple[dict, list[str], dict]:
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
