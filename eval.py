@@ -10,8 +10,11 @@ def main(cfg: DictConfig) -> None:
     with exit_on_error("eval.py"), imports_shielded("eval.py"):  # Ctrl-C while torch imports: one line too
         from n2n.config import run_context
         from n2n.inference.evaluate import evaluate
+        from n2n.training.run_folder import discard_if_unused
     with exit_on_error("eval.py"):
-        evaluate(cfg, run_context(cfg))
+        context = run_context(cfg)
+        with discard_if_unused(context.run_dir):  # a refused config leaves no empty folder
+            evaluate(cfg, context)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ def main(cfg: DictConfig) -> float:
     with exit_on_error("train.py"), imports_shielded("train.py"):  # Ctrl-C while torch imports: one line too
         from n2n.config import resolve_train_config, run_context
         from n2n.training.run import train
+        from n2n.training.run_folder import discard_if_unused
     with exit_on_error("train.py"):
         context = run_context(cfg)
-        return train(resolve_train_config(cfg, context), context)
+        with discard_if_unused(context.run_dir):  # a refused config leaves no empty run folder
+            return train(resolve_train_config(cfg, context), context)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ what will run on this machine, and `ckpt_path` is a file name. Each builder then
 """
 from __future__ import annotations
 
+import copy
+import shlex
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,34 +34,43 @@ class RunContext:
     run_dir: Path
     multirun: bool = False
     sweeper: Mapping[str, Any] = field(default_factory=dict)  #: hydra.sweeper of a multirun, else empty
+    overrides: tuple[str, ...] = ()  #: the run's command-line options (a sweep's job: that job's)
+    entry_point: str = "train.py"
 
     @property
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    def resume_command(self) -> str:
-        """The command that goes on from this run's last.ckpt."""
-        if self.multirun:
-            return f"python train.py ckpt_path={self.checkpoint_dir / LAST} <this job's options>"
-        return f"python train.py ckpt_path=last hydra.run.dir={self.run_dir} <the same options>"
+    def resume_command(self, *changing: str) -> str:
+        """The command that goes on from this run's last.ckpt: the run's own command-line options (a sweep's
+        job: the options of that job) but those named in `changing` (the caller appends new values: Hydra
+        refuses an option given twice), then `ckpt_path=last` in this run folder."""
+        mine = ("ckpt_path", "hydra.run.dir", "overwrite", *changing)
+        kept = [o for o in self.overrides if o.split("=", 1)[0].lstrip("+~") not in mine]
+        words = ["python", self.entry_point, *kept, "ckpt_path=last", f"hydra.run.dir={self.run_dir}"]
+        return " ".join(shlex.quote(w) for w in words)
 
     @property
     def optuna(self) -> bool:
-        return self.multirun and "optuna" in str(self.sweeper.get("_target_", "")).lower()
+        """A job of an Optuna search: n2n's sweeper (hydra/sweeper=n2n_optuna, n2n.search) or, installed by the
+        user, hydra-optuna-sweeper's; both classes end in OptunaSweeper."""
+        return self.multirun and str(self.sweeper.get("_target_", "")).rsplit(".", 1)[-1].endswith("OptunaSweeper")
 
 
 def run_context(cfg: DictConfig | Mapping[str, Any] | None = None) -> RunContext:
-    """The run folder (Hydra's output_dir; without Hydra, e.g. from a notebook, `output_dir` or
-    outputs/manual) and, in a multirun, the sweeper's settings."""
+    """The run folder (Hydra's output_dir; without Hydra, e.g. from a notebook, `output_dir`, `paths.output_dir`
+    or outputs/manual) and, in a multirun, the sweeper's settings."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
-        return RunContext(Path((cfg or {}).get("output_dir") or "outputs/manual"))
+        paths = (cfg or {}).get("paths") or {}
+        return RunContext(Path((cfg or {}).get("output_dir") or paths.get("output_dir") or "outputs/manual"))
     hydra = HydraConfig.get()
     multirun = hydra.mode == RunMode.MULTIRUN
     sweeper = OmegaConf.to_container(hydra.sweeper, resolve=False) if multirun else {}
-    return RunContext(Path(hydra.runtime.output_dir), multirun, sweeper)
+    entry = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
+    return RunContext(Path(hydra.runtime.output_dir), multirun, sweeper, tuple(hydra.overrides.task), entry)
 
 
 def to_plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -120,11 +132,41 @@ def _resuming_in_place() -> None:
 
 def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[str, Any]:
     """The training config with nothing left to decide (see the module docstring)."""
-    config = to_plain(cfg)
+    config = to_plain(with_output_dir(cfg, context.run_dir))
     check_options(config, TRAIN_OPTIONS)  # every option's type and range, before anything else
+    with_output_dir(config, context.run_dir)
     config = resolve_speed(config)
     config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir, context.multirun)
     return config
+
+
+def with_output_dir(cfg: DictConfig | dict[str, Any], run_dir: Path) -> DictConfig | dict[str, Any]:
+    """`paths.output_dir` (null in conf/paths/default.yaml) set to the run folder, so that `${paths.output_dir}`
+    names this run's folder in any option and config.yaml records it. A DictConfig is copied (its interpolations
+    resolve afterwards), a plain dict is set in place. Another folder there is refused: Hydra chooses the run
+    folder (hydra.run.dir)."""
+    if isinstance(cfg, DictConfig):
+        if "paths" not in cfg:
+            return cfg
+        given = OmegaConf.select(cfg, "paths.output_dir", default=None)
+        if given is None:
+            cfg = copy.deepcopy(cfg)
+            OmegaConf.update(cfg, "paths.output_dir", str(run_dir))
+        _same_folder(given, run_dir)
+        return cfg
+    paths = cfg.get("paths")
+    if isinstance(paths, dict):
+        if paths.get("output_dir") is None:
+            paths["output_dir"] = str(run_dir)
+        _same_folder(paths["output_dir"], run_dir)
+    return cfg
+
+
+def _same_folder(given: Any, run_dir: Path) -> None:
+    if isinstance(given, str) and given.strip() and Path(given).resolve() != Path(run_dir).resolve():
+        raise ConfigError(f"paths.output_dir={given} is not this run's folder ({run_dir}): it names the run folder "
+                          f"and is filled in by train.py; choose the folder with hydra.run.dir=DIR (or the parent "
+                          f"of all run folders with paths.log_dir=DIR)")
 
 
 def section(config: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -188,7 +188,7 @@ _TRAINER = {
     "trainer.num_nodes": Int(1),
     "trainer.strategy": Choice("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"),
     "trainer.sync_batchnorm": BOOL,
-    "trainer.max_epochs": Int(1, extra=(-1,)),
+    "trainer.max_epochs": Int(1, extra=(-1,), null=True),  # null: Lightning's 1000 (unlimited with max_steps)
     "trainer.max_steps": Int(1, extra=(-1,)),
     "trainer.precision": Choice("auto", "32-true", "32", 32, "16-mixed", "16", 16, "bf16-mixed", "bf16", "16-true",
                                 "bf16-true", "64-true", "64", 64),
@@ -199,9 +199,29 @@ _TRAINER = {
     "trainer.limit_val_batches": Option("float", 0, null=True),
     "trainer.num_sanity_val_steps": Int(0, extra=(-1,)),
     "trainer.gradient_clip_val": Float(0, lo_open=True, null=True),
-    "trainer.deterministic": Choice(True, False, "warn"),
+    "trainer.deterministic": Choice(True, False, "warn", null=True),
     "trainer.enable_progress_bar": BOOL,
     "trainer.enable_model_summary": BOOL,
+    # the rest of lightning.Trainer's arguments (conf/trainer/default.yaml lists them all, at Lightning's defaults)
+    "trainer.fast_dev_run": Option("int", 0, extra=(True, False)),
+    "trainer.min_epochs": Int(0, null=True),
+    "trainer.min_steps": Int(0, null=True),
+    "trainer.max_time": Option("str", null=True),  # DD:HH:MM:SS; a mapping ({hours: 1}) goes to Lightning as is
+    "trainer.limit_test_batches": Option("float", 0, null=True),
+    "trainer.limit_predict_batches": Option("float", 0, null=True),
+    "trainer.overfit_batches": Float(0),
+    "trainer.enable_checkpointing": Option("bool", null=True),
+    "trainer.accumulate_grad_batches": Int(1),
+    "trainer.gradient_clip_algorithm": Choice("norm", "value", null=True),
+    "trainer.benchmark": Option("bool", null=True),
+    "trainer.inference_mode": BOOL,
+    "trainer.use_distributed_sampler": BOOL,
+    "trainer.profiler": Choice("simple", "advanced", "pytorch", "xla", null=True),
+    "trainer.detect_anomaly": BOOL,
+    "trainer.barebones": BOOL,
+    "trainer.reload_dataloaders_every_n_epochs": Int(0),
+    "trainer.enable_autolog_hparams": BOOL,
+    "trainer.model_registry": Option("str", null=True),
 }
 _CALLBACKS = {
     "callbacks.checkpoint.monitor": Choice("val/psnr", "val/ssim", "val/n2n_loss", "train/loss"),
@@ -214,20 +234,31 @@ _CALLBACKS = {
     "callbacks.interrupt_checkpoint": BOOL,
     "callbacks.progress_bar_refresh_rate": Int(1),
 }
+_PATHS = {
+    "paths.root_dir": PATH, "paths.data_dir": PATH, "paths.log_dir": PATH,
+    "paths.output_dir": PATH_OR_NULL,  # null until train.py sets it to the run folder
+}
 _TOP = {
     "seed": SEED,
     "target": Choice("noisy", "clean"),
     "ckpt_path": PATH_OR_NULL,
     "overwrite": BOOL,
     "log_images": Int(0),
-    "logger.name": Choice("tensorboard", "csv", "none"),
+    "print_config": BOOL,
+    "logger.name": Choice("tensorboard", "csv", "mlflow", "wandb", "none"),
+    "logger.tracking_uri": Option("str", null=True),  # mlflow: a file:, sqlite:, http(s): ... URI
+    "logger.experiment_name": Option("str", null=True),
+    "logger.run_name": Option("str", null=True),
+    "logger.project": STR,  # wandb
+    "logger.group": Option("str", null=True),
+    "logger.offline": BOOL,
     "perf.channels_last": Choice("auto", True, False),
     "perf.compile": Choice(False, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
     "perf.cuda_graph": BOOL,
 }
 
 TRAIN_OPTIONS: dict[str, Option] = {**_TOP, **_DATA, **_NOISE, **_MODEL, **_AUG, **_LOSS, **_OPTIMIZER,
-                                    **_SCHEDULER, **_TRAINER, **_CALLBACKS}
+                                    **_SCHEDULER, **_TRAINER, **_CALLBACKS, **_PATHS}
 
 EVAL_OPTIONS: dict[str, Option] = {
     "ckpt_path": PATH_OR_NULL, "model": PATH_OR_NULL,
@@ -235,7 +266,7 @@ EVAL_OPTIONS: dict[str, Option] = {
     "tile": Int(352, null=True),  # at least 2 x the default overlap (128) + 32
     "save_images": BOOL,
     "num_comparisons": Int(0),
-    **_DATA, **_NOISE,
+    **_DATA, **_NOISE, **_PATHS,
 }
 
 #: Sections whose content is a free mapping checked by its own builder (not leaf by leaf).
@@ -272,7 +303,8 @@ def check_options(config: Mapping[str, Any], table: Mapping[str, Option],
             continue  # options outside the table are refused by their own section's builder
         value = given[key]
         if key in _OPAQUE and value is not None and not isinstance(value, Mapping):
-            raise ConfigError(f"{key}={_shown(value)} must be a mapping (e.g. {{monitor: val/psnr, mode: max}}) or null")
+            raise ConfigError(f"{key}={_shown(value)} must be a mapping "
+                              "(e.g. {monitor: val/psnr, mode: max}) or null")
         if key in _OPAQUE:
             continue
         if not valid(option, value):

@@ -134,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
              f"--steps {args.steps}`; Poisson-Gaussian noise lam {NOISE['lam']:g}, sigma {NOISE['sigma']:g}; "
              f"{args.steps} steps of {args.batch} crops of {args.crop} px, validation every {args.validate_every} "
              f"steps on {args.val_limit} test pairs; test: all {runs['pairs']['test']['num_images']} test pairs.", "",
-             "| training data | test PSNR (dB) | test SSIM | noisy input PSNR | val/n2n_loss vs val/psnr: Spearman over "
-             "validations | checkpoint picked by val/n2n_loss: its val/psnr vs the best |",
+             "| training data | test PSNR (dB) | test SSIM | noisy input PSNR "
+             "| val/n2n_loss vs val/psnr: Spearman over validations "
+             "| checkpoint picked by val/n2n_loss: its val/psnr vs the best |",
              "|---|---:|---:|---:|---:|---|"]
     for name, label in (("folder", "clean photos + the same noise drawn on the fly, unclipped floats (`data=folder`)"),
                         ("folder_8bit", "clean photos + the same noise drawn on the fly, clipped and rounded to 8 bits "

@@ -233,7 +233,8 @@ def make_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Nam
         + (f" with the extra overrides `{' '.join(args.overrides)}`" if args.overrides else "")
         + f"; {datetime.datetime.now():%Y-%m-%d %H:%M}, {describe_machine()}. Run folders under `{args.out}`.",
         "",
-        "| case | noise | loss | N2N PSNR | N2C PSNR | noisy input PSNR | training time N2N / N2C | command (N2C: add `target=clean`) |",
+        "| case | noise | loss | N2N PSNR | N2C PSNR | noisy input PSNR | training time N2N / N2C "
+        "| command (N2C: add `target=clean`) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for case, modes in results.items():

@@ -40,8 +40,7 @@ from n2n.devices import describe_machine, fast_bf16, pick_device
 from n2n.errors import exit_on_error
 from n2n.inference.runners import PRECISIONS, TorchRunner, resolve_precision
 from n2n.inference.tiling import DEFAULT_TILE, denoise_tensor
-from n2n.metrics import psnr
-from n2n.metrics import quantize8
+from n2n.metrics import psnr, quantize8
 from n2n.noise import GaussianNoise
 
 #: The photos scored without --images: the validation photos of conf/data/samples.yaml.
@@ -159,7 +158,8 @@ def peak_rss_of_denoise(ckpt: Path, width: int, height: int, device: str, precis
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m n2n.bench.denoise", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", metavar="CKPT", type=Path, help="a .ckpt written by training, a .safetensors weight file "
+    parser.add_argument("checkpoint", metavar="CKPT", type=Path,
+                        help="a .ckpt written by training, a .safetensors weight file "
                         "or a bundled model's name (`n2n models`)")
     parser.add_argument("--images", type=Path, default=None, metavar="DIR",
                         help="clean test images (default: scikit-image's chelsea and coffee)")
@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     now = datetime.datetime.now(datetime.timezone.utc)
 
     results: dict[str, Any] = {
-        "machine": describe_machine(device), "device": device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "machine": describe_machine(device), "device": device, "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "date": now.strftime("%Y-%m-%d %H:%M UTC"), "mode": "short" if args.short else "full",
         "checkpoint": str(args.checkpoint), "precision": fast, "precision_asked": args.precision,
         "native_bf16": fast_bf16(device),

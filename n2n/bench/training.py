@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 
-from n2n.training.module import N2NModule
-from n2n.config import resolve_speed
 from n2n.atomic import write_text
+from n2n.config import resolve_speed
 from n2n.devices import describe_machine, pick_device, synchronize
 from n2n.errors import exit_on_error
 from n2n.models.unet import UNet
+from n2n.training.module import N2NModule
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 EPOCH_IMAGES = 50_000
@@ -126,8 +126,8 @@ def project_config(train_pkl: Path, batch: int, overrides: list[str]) -> dict[st
 
 def project_loop(config: dict[str, Any], steps: int, warmup: int, device: torch.device) -> dict[str, Any]:
     """Images/s of the project's own training path, as train.py builds it."""
-    from n2n.data.datamodule import N2NDataModule
     from n2n.config import RunContext
+    from n2n.data.datamodule import N2NDataModule
     from n2n.training.run import build_trainer, quiet_lightning
 
     quiet_lightning()
@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if gpu:
         torch.backends.cudnn.benchmark = True
 
-    results: dict[str, Any] = {"machine": describe_machine(device), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    results: dict[str, Any] = {"machine": describe_machine(device), "torch": torch.__version__,
+                               "date": time.strftime("%Y-%m-%d"),
                                "mode": "short" if args.short else "full", "project_overrides": args.project,
                                "presets": {name: PRESETS[name] for name in presets}}
     print(f"{results['machine']}, torch {torch.__version__}, {steps} timed steps", flush=True)

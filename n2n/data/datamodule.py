@@ -225,7 +225,8 @@ class N2NDataModule(L.LightningDataModule):
         if self.train_bank.flat.device != device:
             self.train_bank.to(device)
         if not self.source.clean_train:  # two different captures of one scene, cropped alike
-            return self.augment.pairs(as_float(self.train_bank.sample_pairs(n, self.crop_size, g)), generator=g).unbind(1)
+            pairs = as_float(self.train_bank.sample_pairs(n, self.crop_size, g))
+            return self.augment.pairs(pairs, generator=g).unbind(1)
         clean = self.augment.pairs(as_float(self.train_bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
         source = self.noise(clean, generator=g)
         target = self.noise(clean, generator=g) if self.target == "noisy" else clean

@@ -30,7 +30,7 @@ from n2n.inference.runners import load_network
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
 from n2n.pretrained import resolve
-from n2n.visualize import comparison_grid, to_uint8_hwc
+from n2n.visualize import COLUMNS, comparison_grid, psnr_caption, to_uint8_hwc
 
 
 def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Module, dict[str, Any]]:
@@ -70,7 +70,7 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
     images_dir = out_dir / "denoised"
     if cfg.save_images:
         images_dir.mkdir(parents=True, exist_ok=True)
-    rows, grid_rows = [], []
+    rows, grid_rows, grid_captions = [], [], []
     num_comparisons = int(cfg.num_comparisons)
     outputs = output_names(names)
     renamed = [f"{n} -> {o}" for n, o in zip(names, outputs) if o != f"{Path(n).stem}.png"]
@@ -96,9 +96,12 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
             write_image(images_dir / outputs[i], to_pixels(denoised, item["noisy"].dtype))
         if i < num_comparisons:
             grid_rows.append([noisy8, denoised, reference.clamp(0, 1)])
+            grid_captions.append([f"{name}: {psnr_caption(row.get('psnr_noisy'))}".rstrip(": "),
+                                  psnr_caption(row.get("psnr_denoised")), ""])
 
     if grid_rows:
-        grid = comparison_grid(grid_rows)
+        labels = COLUMNS if "psnr_noisy" in rows[0] else ("noisy", "denoised", "other noisy copy")
+        grid = comparison_grid(grid_rows, labels=labels, captions=grid_captions)
         write_image(out_dir / "comparison.png", to_uint8_hwc(grid))
     metrics = summarize(rows, label)
     with atomic_output(out_dir / "per_image.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -122,7 +125,8 @@ def output_names(names: list[str]) -> list[str]:
     stem (photo.png and photo.jpg become photo_png.png and photo_jpg.png)."""
     stems = [Path(n).stem for n in names]
     shared = {s for s in stems if stems.count(s) > 1}
-    out = [f"{Path(n).stem}_{Path(n).suffix.lstrip('.').lower()}.png" if Path(n).stem in shared else f"{Path(n).stem}.png"
+    out = [f"{Path(n).stem}_{Path(n).suffix.lstrip('.').lower()}.png" if Path(n).stem in shared
+           else f"{Path(n).stem}.png"
            for n in names]
     taken: dict[str, int] = {}
     for i, name in enumerate(out):  # e.g. a.PNG and a.png

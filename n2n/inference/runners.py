@@ -140,7 +140,8 @@ def load_network(model: str | Path, map_location: str | torch.device = "cpu") ->
     return load_unet(path, map_location)
 
 
-def load_runner(model: str | Path, device: str = "auto", precision: str = "auto") -> Callable[[torch.Tensor], torch.Tensor]:
+def load_runner(model: str | Path, device: str = "auto",
+                precision: str = "auto") -> Callable[[torch.Tensor], torch.Tensor]:
     """A runner for a bundled model's name, a .safetensors file or a .ckpt written by training (PyTorch, in
     `precision`: see TorchRunner), or an .onnx file from `n2n export` (ONNX Runtime, float32 only)."""
     from n2n import pretrained

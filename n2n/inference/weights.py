@@ -73,5 +73,6 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         net.load_state_dict(state)
     except (SafetensorError, RuntimeError) as exc:
         first = " ".join(str(exc).splitlines()[:3])
-        raise CheckpointError(f"the weights of {path} do not fit the n2n U-Net built from its config: {first}") from None
+        raise CheckpointError(f"the weights of {path} do not fit the n2n U-Net built from its config: "
+                              f"{first}") from None
     return net.to(map_location).eval()

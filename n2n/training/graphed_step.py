@@ -26,8 +26,9 @@ WARMUP_STEPS = 3  # eager steps before the capture: cuDNN picks its algorithms, 
 class GraphedStep:
     """`step(source, target)` -> the loss (a detached scalar); leaves the gradients in `p.grad` of `params`."""
 
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable, params: list[torch.nn.Parameter],
-                 autocast_dtype: torch.dtype | None = None, warmup_steps: int = WARMUP_STEPS):
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable,
+                 params: list[torch.nn.Parameter], autocast_dtype: torch.dtype | None = None,
+                 warmup_steps: int = WARMUP_STEPS):
         self.forward = forward
         self.loss_fn = loss_fn
         self.params = [p for p in params if p.requires_grad]

@@ -12,12 +12,11 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from n2n.config import require, section
 from n2n.errors import ConfigError
 from n2n.losses import build_loss
-from n2n.metrics import quantize8
+from n2n.metrics import psnr, quantize8
 from n2n.models.unet import build_unet
 from n2n.optim import build_optimizer, build_scheduler, lr_factor
 from n2n.training.graphed_step import GraphedStep
-from n2n.visualize import comparison_grid
-
+from n2n.visualize import COLUMNS, comparison_grid, psnr_caption
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 COMPILE_MODES_WITH_GRAPHS = ("reduce-overhead", "max-autotune")  # these capture CUDA graphs of their own
@@ -94,6 +93,8 @@ class N2NModule(L.LightningModule):
         self.val_n2n_loss = MeanMetric()
         self.loss_name = section(config, "loss").get("name")
         self._grid_rows: list[list[torch.Tensor]] = []
+        self._grid_captions: list[list[str]] = []
+        self._grid_labels: tuple[str, ...] = COLUMNS
         self._total_steps = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,11 +178,13 @@ class N2NModule(L.LightningModule):
         is the loss against the clean image plus a constant (the noise's variance for l2), so it ranks
         checkpoints as the clean loss would (docs/own-data.md)."""
         noisy = batch["noisy"]
-        output = self.net(noisy)
         n = noisy.shape[0]
-        # metrics in float32 even under bf16 autocast: bfloat16 cannot hold the 8-bit levels k/255 exactly,
-        # and SSIM's Gaussian filter is a convolution that autocast would run in bfloat16
+        # The network and the metrics in float32 even under mixed precision: then val/psnr is what eval.py
+        # reports for the same checkpoint (a bf16 forward scored ~0.015 dB lower), bfloat16 cannot hold the
+        # 8-bit levels k/255 exactly, and SSIM's Gaussian filter is a convolution that autocast would run in
+        # bfloat16. (Weights stored in half precision, trainer.precision=bf16-true, keep their dtype.)
         with torch.autocast(self.device.type, enabled=False):
+            output = self.net(noisy.to(next(self.net.parameters()).dtype))
             denoised = quantize8(output.float())
             reference = batch.get("clean")
             if reference is not None:
@@ -198,7 +201,11 @@ class N2NModule(L.LightningModule):
         if "other" in batch:
             self.log("val/n2n_loss", self.val_n2n_loss, prog_bar="clean" not in batch, batch_size=n)
         for i in range(min(n, self.num_logged_images - len(self._grid_rows))):
-            self._grid_rows.append([noisy[i].clamp(0, 1).cpu(), denoised[i].cpu(), reference[i].clamp(0, 1).cpu()])
+            row = [quantize8(noisy[i].float()).cpu(), denoised[i].cpu(), reference[i].float().clamp(0, 1).cpu()]
+            self._grid_rows.append(row)
+            # PSNR against a clean image only: against a noisy copy it would not mean "quality"
+            self._grid_captions.append([psnr_caption(psnr(im, row[2])) if "clean" in batch else "" for im in row[:2]])
+            self._grid_labels = COLUMNS if "clean" in batch else ("noisy", "denoised", "other noisy copy")
 
     def _n2n_loss(self, output: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """Mean absolute error for loss=l1 (median-preserving noise), else mean squared error."""
@@ -207,10 +214,10 @@ class N2NModule(L.LightningModule):
         return ((output - other) ** 2).mean()
 
     def on_validation_epoch_end(self) -> None:
-        rows, self._grid_rows = self._grid_rows, []
+        rows, captions, self._grid_rows, self._grid_captions = self._grid_rows, self._grid_captions, [], []
         if not rows or self.trainer.sanity_checking:
             return
         experiment = getattr(self.logger, "experiment", None)
         if hasattr(experiment, "add_image"):  # TensorBoard
-            grid = comparison_grid(rows, max_side=128 if rows[0][0].shape[-1] > 64 else 64)
+            grid = comparison_grid(rows, max_side=256, min_side=192, labels=self._grid_labels, captions=captions)
             experiment.add_image("val/noisy|denoised|clean", grid, self.global_step)

@@ -6,6 +6,7 @@ a message instead of a traceback.
 """
 from __future__ import annotations
 
+import inspect
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,7 +17,7 @@ from n2n.errors import CheckpointError
 from n2n.inference.checkpoints import read_checkpoint, training_config
 
 #: Options whose change between the checkpoint and the resumed run is expected and not worth a note.
-_IGNORED = ("ckpt_path", "output_dir")
+_IGNORED = ("ckpt_path", "output_dir", "paths.", "print_config")
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -78,8 +79,20 @@ def check_resume(path: str | Path, config: Mapping[str, Any], module: torch.nn.M
     then, now = flatten(trained), flatten(dict(config))
     notes = [f"{k}: {then.get(k, '(unset)')!r} -> {now.get(k, '(unset)')!r}"
              for k in sorted(set(then) | set(now))
-             if not k.startswith(_IGNORED) and then.get(k) != now.get(k)]
+             if not k.startswith(_IGNORED) and then.get(k) != now.get(k)
+             and not (k not in then and _lightning_default(k, now.get(k)))]
     # Our train "loader" is a step counter: the batches come from the DataModule's generator, whose state
     # is in the checkpoint, so a mid-epoch resume draws exactly the batches an uninterrupted run would.
     warnings.filterwarnings("ignore", message=r".*resuming from a checkpoint that ended before the epoch ended.*")
     return notes
+
+
+def _lightning_default(key: str, value: Any) -> bool:
+    """Whether `key` is a lightning.Trainer argument at Lightning's default: a checkpoint written before
+    conf/trainer/default.yaml listed every argument lacks them, and at their defaults they change nothing."""
+    if not key.startswith("trainer."):
+        return False
+    import lightning
+
+    param = inspect.signature(lightning.Trainer).parameters.get(key.removeprefix("trainer."))
+    return param is not None and param.default == value and type(param.default) is type(value)

@@ -13,59 +13,49 @@ from typing import Any, Mapping, Sequence
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import OmegaConf
 
 from n2n.atomic import write_text
 from n2n.config import RunContext, section
 from n2n.config_schema import check_machine
+from n2n.config_tree import print_config_tree
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError, DivergenceError, N2NError, TrainingInterrupted
 from n2n.inference.checkpoints import read_checkpoint
+from n2n.search.pruning import trial_callbacks
 from n2n.training.callbacks import RunCallbacks, build_callbacks
 from n2n.training.checkpoint_io import AtomicCheckpointIO
 from n2n.training.hparams import log_hparams
 from n2n.training.lightning_compat import relaunches_command_line
+from n2n.training.loggers import build_logger
 from n2n.training.module import N2NModule
-from n2n.training.outcome import run_metrics, stopped_early, value_for_sweeper, write_metrics
+from n2n.training.outcome import TrialPruned, run_metrics, stopped_early, value_for_sweeper, write_metrics
 from n2n.training.resume import check_resume
 from n2n.training.run_folder import claim
 
-LOGGERS = ("tensorboard", "csv", "none")
-
 
 def quiet_lightning() -> None:
-    """Lightning adds its own console handler and also propagates to the root logger that Hydra set up,
-    so every line would print twice: keep Hydra's (it also writes the run's log file). Drop its
-    advertising tips."""
+    """Only what a user needs on the console.
+
+    Lightning adds its own console handler and also propagates to the root logger that Hydra set up, so every
+    line would print twice: keep Hydra's (it also writes the run's log file). Its INFO lines (GPU/TPU
+    available, restoring states, `max_steps` reached, tips) repeat what n2n prints itself: warnings only.
+    Warnings print as one line, without the file and line of the library that raised them."""
     # a deprecation inside Lightning itself, printed once per run: nothing a user can act on
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.formatwarning = _one_line_warning
     package = logging.getLogger("lightning")
     if logging.getLogger().hasHandlers():
         for handler in list(package.handlers):
             package.removeHandler(handler)
-    for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
-        log = logging.getLogger(name)
-        if not any(isinstance(f, _DropTips) for f in log.filters):
-            log.addFilter(_DropTips())
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # early stopping says why it stopped, which nothing else does
+    logging.getLogger("lightning.pytorch.callbacks.early_stopping").setLevel(logging.INFO)
 
 
-class _DropTips(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "Tip:" not in str(record.msg)
-
-
-def build_logger(cfg: Mapping[str, Any], context: RunContext):
-    """From the `logger` section."""
-    name = cfg.get("name")
-    if name not in LOGGERS:
-        raise ConfigError(f"logger.name={name!r} is not known; choose one of: {', '.join(LOGGERS)}")
-    if name == "tensorboard":
-        return TensorBoardLogger(save_dir=str(context.run_dir), name="tensorboard", version="",
-                                 default_hp_metric=False)
-    if name == "csv":
-        return CSVLogger(save_dir=str(context.run_dir), name="csv", version="")
-    return False
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001 - warnings' API
+    return f"warning: {message}\n"
 
 
 def build_trainer(config: Mapping[str, Any], context: RunContext, extra_callbacks: Sequence[Callback] = (),
@@ -80,9 +70,14 @@ def build_trainer(config: Mapping[str, Any], context: RunContext, extra_callback
     options.update(extra)
     callbacks = build_callbacks(section(config, "callbacks"), section(config, "optimizer"), context,
                                 progress_bar=bool(options.get("enable_progress_bar", True)))
-    options.setdefault("logger", build_logger(section(config, "logger"), context))
+    if options.get("fast_dev_run") and callbacks.checkpoint is not None:
+        callbacks.checkpoint.save_last = False  # Lightning 2.6 writes last.ckpt at the end even with fast_dev_run
+    log_dir = (config.get("paths") or {}).get("log_dir")  # groups the runs of a sweep (MLflow, W&B)
+    options.setdefault("logger", build_logger(section(config, "logger"), context, log_dir))
     options.setdefault("plugins", [AtomicCheckpointIO()])  # no partial last.ckpt after kill -9 or a full disk
-    options["callbacks"] = [*extra_callbacks, *callbacks.all, *(options.get("callbacks") or [])]
+    # a trial of n2n's Optuna sweeper also reports each validation to its trial, which may prune it
+    options["callbacks"] = [*extra_callbacks, *callbacks.all, *trial_callbacks(config, context),
+                            *(options.get("callbacks") or [])]
     try:
         return L.Trainer(default_root_dir=str(context.run_dir), **options), callbacks
     except (ValueError, TypeError) as exc:  # MisconfigurationException is a ValueError
@@ -136,14 +131,17 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
     check_launch(trainer, context)
     if trainer.is_global_zero:  # data-parallel runs: the other processes share the run folder
         write_text(run_dir / "config.yaml", OmegaConf.to_yaml(config))
+        print_config_tree(config, run_dir, show=config.get("print_config", True))
         if resume_notes:
             print(f"resuming from {ckpt_path} with options that differ from the checkpoint's: "
                   + "; ".join(resume_notes[:12]) + (" ..." if len(resume_notes) > 12 else ""), flush=True)
+        elif ckpt_path:
+            print(f"resuming from {ckpt_path}", flush=True)
 
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    except (TrainingInterrupted, DivergenceError) as exc:  # last.ckpt is written / the good one is kept
+    except (TrainingInterrupted, DivergenceError, TrialPruned) as exc:  # last.ckpt is written / the good one is kept
         return stopped_early(exc, trainer, callbacks, context, time.perf_counter() - start)
     seconds = time.perf_counter() - start
 
@@ -157,7 +155,8 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
         else:
             best = (f"best val/psnr {metrics['best_val_psnr']:.3f} dB "
                     f"(noisy input {metrics.get('val_psnr_noisy', float('nan')):.3f} dB)")
-        print(f"{best} after {metrics['global_step']} steps, {seconds:.0f} s; run folder {run_dir}", flush=True)
+        print(f"{best} after {metrics['global_step']} steps, {metrics['train_seconds']:.0f} s; run folder {run_dir}",
+              flush=True)
     return metrics["best_score"]
 
 
@@ -195,5 +194,6 @@ def follow_n2n_loss(config: dict[str, Any]) -> None:
             options.update(monitor="val/n2n_loss", mode="min")
             changed.append(f"callbacks.{key}")
     if changed:
-        print(f"no clean validation images: {' and '.join(changed)} {'follow' if len(changed) > 1 else 'follows'} val/n2n_loss (the loss against an "
+        verb = "follow" if len(changed) > 1 else "follows"
+        print(f"no clean validation images: {' and '.join(changed)} {verb} val/n2n_loss (the loss against an "
               f"independent noisy copy, lower is better) instead of val/psnr", flush=True)

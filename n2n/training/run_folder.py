@@ -100,3 +100,27 @@ def claim(run_dir: Path, ckpt_path: str | None, overwrite: bool) -> Iterator[Non
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+#: What Hydra writes into a run folder before the run's own code starts: its config copies and the job's log.
+HYDRA_RECORDS = (".hydra",)
+
+
+@contextmanager
+def discard_if_unused(run_dir: Path) -> Iterator[None]:
+    """A run that fails before writing anything of its own (an option refused, a data folder missing, Ctrl-C
+    while starting) leaves no folder behind that holds only Hydra's records: they are removed, and the folder
+    too once empty. A folder with anything else in it is left as it is."""
+    try:
+        yield
+    except BaseException:
+        run_dir = Path(run_dir)
+        entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
+        if entries and all(e.name in HYDRA_RECORDS or (e.is_file() and e.suffix == ".log") for e in entries):
+            for entry in entries:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            try:
+                run_dir.rmdir()
+            except OSError:  # not empty after all (written meanwhile) or not ours to remove
+                pass
+        raise

@@ -35,7 +35,20 @@ def test_bad_values_are_named_before_training(tmp_path, args, needles):
     result = run_entry(["train.py", *args, f"hydra.run.dir={run_dir}"])
     _fails_cleanly(result, *needles)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert not (run_dir / "checkpoints").exists()  # stopped before any training
+    assert not run_dir.exists()  # stopped before any training, and no run folder holding only Hydra's records
+
+
+@pytest.mark.slow  # a subprocess run of half a minute: the suite must stay well under 10 minutes
+def test_a_refused_run_keeps_a_folder_that_holds_anything_else(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    result = run_entry(["train.py", "optimizer.lr=0", f"hydra.run.dir={run_dir}"])
+    assert result.returncode == 2
+    assert (run_dir / "notes.txt").read_text() == "mine" and (run_dir / ".hydra").is_dir()
+    out = tmp_path / "eval"
+    result = run_entry(["eval.py", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={out}"])
+    assert result.returncode == 2 and "none.ckpt" in result.stderr and not out.exists()
 
 
 def test_eval_option_of_the_wrong_type(tmp_path):

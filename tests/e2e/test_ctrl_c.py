@@ -57,7 +57,7 @@ def test_train_py(images, tmp_path):
 
 @pytest.mark.slow
 def test_eval_py(big_images, tmp_path):
-    result = interrupt(["eval.py", "model=gaussian-blind", "data=folder", f"data.val_dir={big_images}", "noise=gaussian",
-                        f"hydra.run.dir={tmp_path}", "device=cpu"], 9.0)
+    result = interrupt(["eval.py", "model=gaussian-blind", "data=folder", f"data.val_dir={big_images}",
+                        "noise=gaussian", f"hydra.run.dir={tmp_path}", "device=cpu"], 9.0)
     assert result.returncode == 130, result.stderr[-2000:]
     assert "Traceback" not in result.stderr

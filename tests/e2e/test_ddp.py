@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from helpers.images import write_images
-from helpers.runs import ROOT
+from helpers.runs import ROOT, run_in_process
 from n2n.data.datamodule import N2NDataModule
-from helpers.runs import run_in_process
 
 #: Two gloo processes and a single-process twin: ~40 s on 2 cores, so outside the default suite.
 pytestmark = pytest.mark.slow

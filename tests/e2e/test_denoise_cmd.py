@@ -10,9 +10,9 @@ from PIL import Image
 
 from helpers.files import save_checkpoint
 from n2n.cli import main
-from n2n.inference.onnx import export_onnx
-from n2n.image_files import read_image, write_image
 from n2n.devices import fast_bf16
+from n2n.image_files import read_image, write_image
+from n2n.inference.onnx import export_onnx
 from n2n.models.unet import UNet
 
 
@@ -150,7 +150,8 @@ def test_grey_model_on_colour_images(tmp_path, inputs):
     save_checkpoint(tmp_path / "grey.ckpt", UNet(1, 1))
     assert n2n("denoise", tmp_path / "grey.ckpt", inputs / "good.png", inputs / "rgba.png", "-o", tmp_path / "o") == 0
     assert read_image(tmp_path / "o" / "good.png")[0].shape == (40, 50, 3)
-    np.testing.assert_array_equal(read_image(tmp_path / "o" / "rgba.png")[0][..., 3], read_image(inputs / "rgba.png")[0][..., 3])
+    np.testing.assert_array_equal(read_image(tmp_path / "o" / "rgba.png")[0][..., 3],
+                                  read_image(inputs / "rgba.png")[0][..., 3])
 
 
 def test_bad_tiling_is_reported_before_any_work(ckpt, inputs, tmp_path, capsys):

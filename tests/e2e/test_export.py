@@ -14,6 +14,7 @@ from n2n.inference.runners import TorchRunner
 from n2n.inference.tiling import denoise_tensor
 from n2n.models.unet import UNet
 
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     torch.manual_seed(0)
@@ -68,7 +69,8 @@ def test_not_an_onnx_file_is_a_checkpoint_error_naming_it(tmp_path):
 def test_export_command_writes_a_checked_model(tmp_path, capsys):
     net = UNet(3, 3).eval()
     save_checkpoint(tmp_path / "m.ckpt", net)
-    code = run_export(argparse.Namespace(checkpoint=str(tmp_path / "m.ckpt"), output=str(tmp_path / "m.onnx"), opset=17))
+    code = run_export(argparse.Namespace(checkpoint=str(tmp_path / "m.ckpt"), output=str(tmp_path / "m.onnx"),
+                                         opset=17))
     assert code == 0
     assert "max |ONNX - PyTorch|" in capsys.readouterr().err
     assert max_abs_diff(net, tmp_path / "m.onnx") <= 1e-4
@@ -76,7 +78,8 @@ def test_export_command_writes_a_checked_model(tmp_path, capsys):
 
 def test_export_command_reports_a_bad_checkpoint(tmp_path, capsys):
     (tmp_path / "bad.ckpt").write_bytes(b"junk")
-    code = run_export(argparse.Namespace(checkpoint=str(tmp_path / "bad.ckpt"), output=str(tmp_path / "m.onnx"), opset=17))
+    code = run_export(argparse.Namespace(checkpoint=str(tmp_path / "bad.ckpt"), output=str(tmp_path / "m.onnx"),
+                                         opset=17))
     assert code == 2
     assert "bad.ckpt" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()

@@ -12,8 +12,8 @@ from helpers.runs import ROOT
 from n2n.cli import main, make_ee559
 from n2n.data.datamodule import N2NDataModule
 from n2n.data.sources import load_tensor_pair
-from n2n.image_files import read_training_image
 from n2n.errors import DataError
+from n2n.image_files import read_training_image
 
 
 def make(*argv: str) -> int:
@@ -128,7 +128,8 @@ def test_small_images_are_skipped_and_named(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra,error,message", [
-    (["--patch", 64], DataError, r"--images: none of the 2 image\(s\) for training patches is at least 64x64.*lower --patch"),
+    (["--patch", 64], DataError,
+     r"--images: none of the 2 image\(s\) for training patches is at least 64x64.*lower --patch"),
     (["--images", "/nonexistent/folder"], DataError, r"--images=/nonexistent/folder is not a folder"),
 ])
 def test_bad_input_is_named(tmp_path, extra, error, message):

@@ -49,6 +49,7 @@ def test_pairs_of_8_bit_rgb_without_clean_images(clean, tmp_path, one_thread, ca
     assert (run / "checkpoints" / "last.ckpt").is_file() and list((run / "checkpoints").glob("best-*.ckpt"))
 
 
+@pytest.mark.slow  # a subprocess run of half a minute: the suite must stay well under 10 minutes
 def test_16_bit_grey_tiff_pairs_with_clean_references_train_eval_and_denoise(clean, tmp_path):
     data = tmp_path / "data"
     generator().make(clean, data, "pairs", bits=16, grey=True, write_clean=True)
@@ -69,8 +70,8 @@ def test_16_bit_grey_tiff_pairs_with_clean_references_train_eval_and_denoise(cle
     from PIL import Image
     assert np.asarray(Image.open(evaluation / "denoised" / "img00.png")).dtype == np.uint16  # 16-bit kept
 
-    result = run_entry(["-m", "n2n.cli", "denoise", str(run / "checkpoints" / "last.ckpt"), str(data / "A" / "img00.tif"),
-                        "-o", str(tmp_path / "denoised")])
+    result = run_entry(["-m", "n2n.cli", "denoise", str(run / "checkpoints" / "last.ckpt"),
+                        str(data / "A" / "img00.tif"), "-o", str(tmp_path / "denoised")])
     assert result.returncode == 0, result.stderr[-3000:]
     out = tifffile.imread(tmp_path / "denoised" / "img00.tif")
     assert out.dtype == np.uint16 and out.shape == (64, 80)
@@ -162,8 +163,10 @@ def _pairs(tmp_path, **changes):
 
 @pytest.mark.parametrize("changes,message", [
     ({"B/y.png": None}, r"1 image\(s\) of data.dir_a=.* have no partner of the same name in data.dir_b: y.png"),
-    ({"A/y.png": np.full((48, 40, 1), 1, np.uint8)}, r"data.dir_a/y.png is 40x48 8-bit .* but data.dir_b/y.png is 48x48"),
-    ({"B/x.png": np.full((48, 48, 1), 1, np.uint16)}, r"data.dir_a/x.png is 48x48 8-bit .* but data.dir_b/x.png is 48x48 16-bit"),
+    ({"A/y.png": np.full((48, 40, 1), 1, np.uint8)},
+     r"data.dir_a/y.png is 40x48 8-bit .* but data.dir_b/y.png is 48x48"),
+    ({"B/x.png": np.full((48, 48, 1), 1, np.uint16)},
+     r"data.dir_a/x.png is 48x48 8-bit .* but data.dir_b/x.png is 48x48 16-bit"),
     ({"A/x.png": b"not an image"}, r"cannot read image .*A/x.png"),
 ])
 def test_bad_pair_layouts_name_the_files(tmp_path, changes, message):

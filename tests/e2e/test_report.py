@@ -44,7 +44,8 @@ def write_run(folder: Path, overrides: list[str], metrics: dict | None, curves: 
 def sweep(tmp_path: Path) -> Path:
     root = tmp_path / "sweep"
     for job, (aug, seed, best, final, loss, seconds) in enumerate(RUNS):
-        curves = {"val/psnr": [(10, final - 1), (20, final)], "train/loss": [(5, 2 * loss), (20, loss)]} if job < 2 else None
+        curves = ({"val/psnr": [(10, final - 1), (20, final)], "train/loss": [(5, 2 * loss), (20, loss)]}
+                  if job < 2 else None)
         write_run(root / str(job), [f"aug={aug}", f"seed={seed}", *COMMON],
                   {"best_val_psnr": best, "val_psnr": final, "train_loss": loss, "train_seconds": seconds,
                    "global_step": 20}, curves)
@@ -113,7 +114,8 @@ def test_optuna_folder_shows_the_best_trial_and_short_floats(tmp_path):
         write_run(root / str(job), [f"optimizer.lr={lr}", "norm=none", "hparams_search=seed_table1"],
                   {"best_val_psnr": psnr, "val_psnr": psnr, "train_loss": 0.1, "train_seconds": 1.0})
     (root / "optimization_results.yaml").write_text(yaml.safe_dump(
-        {"name": "optuna", "best_params": {"optimizer.lr": 0.00042, "norm": "none"}, "best_value": 22.5}, sort_keys=False))
+        {"name": "optuna", "best_params": {"optimizer.lr": 0.00042, "norm": "none"}, "best_value": 22.5},
+        sort_keys=False))
     cli(root)
     text = (root / "report.md").read_text()
     assert [r[1] for r in table_rows(text)] == ["`optimizer.lr=0.00042`", "`optimizer.lr=0.01235`"]

@@ -60,7 +60,7 @@ def run_in_process(overrides: list[str], run_dir: Path, *extra_callbacks: Callba
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """TensorBoard scalars of a run folder: tag -> [(step, value)]."""
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 

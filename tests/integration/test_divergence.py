@@ -150,6 +150,7 @@ def test_optuna_records_a_diverging_trial_as_failed_and_goes_on(tmp_path, image_
     assert "optimizer.lr: 0.01" in (sweep / "optimization_results.yaml").read_text()
 
 
+@pytest.mark.slow  # a subprocess run of half a minute: the suite must stay well under 10 minutes
 def test_optuna_search_goes_on_after_a_diverging_trial(tmp_path, image_dirs, single_thread_env):
     """Without max_failure_rate (0: any failure stops the search) a diverged trial gets the worst value for the
     study's direction instead: a COMPLETE trial at -inf, and the search goes on."""

@@ -12,13 +12,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from n2n.errors import ConfigError
-from n2n.training.graphed_step import GraphedStep
-from n2n.losses import build_loss
-from n2n.training.module import check_graph_trainer, check_perf
-from n2n.errors import DivergenceError
-from n2n.models.unet import UNet
 from helpers.runs import run_in_process, tiny
+from n2n.errors import ConfigError, DivergenceError
+from n2n.losses import build_loss
+from n2n.models.unet import UNet
+from n2n.training.graphed_step import GraphedStep
+from n2n.training.module import check_graph_trainer, check_perf
 
 
 def train_twice(tmp_path, overrides):
@@ -87,7 +86,7 @@ def test_bad_perf_options_are_refused(perf, message):
 
 def test_gradient_accumulation_is_refused_before_training(images, one_thread, tmp_path):  # noqa: F811
     with pytest.raises(ConfigError, match="cannot accumulate gradients"):
-        run_in_process([*tiny(*images), "perf.cuda_graph=true", "+trainer.accumulate_grad_batches=2"], tmp_path / "run")
+        run_in_process([*tiny(*images), "perf.cuda_graph=true", "trainer.accumulate_grad_batches=2"], tmp_path / "run")
 
 
 @pytest.mark.parametrize("settings, answer", [
@@ -196,7 +195,8 @@ def test_a_failed_capture_says_how_to_train_without_the_graph(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
     monkeypatch.setattr(torch.cuda, "graph", RefusedCapture)
-    with pytest.raises(N2NError, match=r"capturing the training step as a CUDA graph failed \(operation not "
-                                       r"permitted when stream is capturing\); train without it: perf.cuda_graph=false"):
+    with pytest.raises(N2NError, match=r"capturing the training step as a CUDA graph failed "
+                                       r"\(operation not permitted when stream is capturing\); "
+                                       r"train without it: perf.cuda_graph=false"):
         step._capture(x, y)
     assert not step.captured

@@ -14,13 +14,12 @@ from PIL import Image
 
 from helpers.files import Exploit
 from helpers.images import smooth_image, write_images
-from helpers.runs import ROOT, run_entry
-from n2n.inference.checkpoints import load_unet, read_checkpoint
+from helpers.runs import ROOT, resolved, run_entry, run_in_process, tiny
 from n2n.data.sources import check_min_size, load_image_folder, load_tensor_pair
 from n2n.errors import CheckpointError, DataError
+from n2n.inference.checkpoints import load_unet, read_checkpoint
 from n2n.training.module import N2NModule
 from n2n.training.resume import check_resume
-from helpers.runs import resolved, run_in_process, tiny
 
 
 def _crafted(kind: str, path: Path, target: Path) -> Path:
@@ -157,10 +156,11 @@ def test_out_of_range_values_in_a_checkpoints_config_are_refused(tmp_path, secti
         with pytest.raises(CheckpointError, match=f"bad.ckpt holds a model config that n2n cannot build: model.{key}"):
             load_unet(path)
         return
+    from omegaconf import OmegaConf
+
     from n2n.config import RunContext
     from n2n.errors import ConfigError
     from n2n.inference.evaluate import evaluate
-    from omegaconf import OmegaConf
 
     cfg = OmegaConf.create({"ckpt_path": str(path), "model": None, "device": "cpu", "tile": None,
                             "save_images": False, "num_comparisons": 0, "data": None, "noise": None})

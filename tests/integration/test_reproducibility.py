@@ -7,8 +7,7 @@ import re
 import pytest
 import torch
 
-from helpers.runs import TINY, run_entry
-from helpers.runs import run_in_process, tiny
+from helpers.runs import TINY, run_entry, run_in_process, tiny
 
 VOLATILE = {"train_seconds", "train_seconds_without_validation", "best_checkpoint"}
 
@@ -22,7 +21,8 @@ def comparable(metrics: dict) -> dict:
 
 @pytest.mark.slow  # two train.py processes, ~30 s on 2 cores; test_the_seed_matters and the resume tests run in CI
 def test_same_seed_same_numbers_in_two_processes(tmp_path, image_dirs, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the same thread count in both runs (see the README, "Reproducibility and determinism")
+    # the same thread count in both runs (see the README, "Reproducibility and determinism")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     train, val = image_dirs
     runs = []
     for name in ("a", "b"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,9 +23,9 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
 from helpers.runs import ROOT, compose_train, run_in_process, scalars, tiny
+from n2n.config import resolve_ckpt_path
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import CheckpointError
-from n2n.config import resolve_ckpt_path
 
 STEPS_PER_EPOCH, EPOCHS = 4, 2
 
@@ -102,6 +103,11 @@ def test_interrupt_then_resume_matches_uninterrupted(images, uninterrupted, tmp_
     assert metrics["global_step"] == total
     for key in ("val_psnr", "best_val_psnr", "train_loss", "val_ssim"):
         assert metrics[key] == pytest.approx(reference[key], abs=1e-5), key
+    # both clocks go on across the interruption: the time with validation is the longer, and both count the
+    # time before the interruption too (train_seconds once held only the resumed part)
+    clock = next(v for k, v in saved["callbacks"].items() if "TrainingClock" in k)
+    assert metrics["train_seconds"] > metrics["train_seconds_without_validation"] > clock["seconds"] > 0
+    assert metrics["train_seconds"] > clock["wall_seconds"] > 0
     # one TensorBoard run: every step logged once, one validation per epoch, the same curves
     logged, expected = scalars(run_dir), scalars(reference_dir)
     for tag in ("train/loss", "val/psnr", "train/lr"):
@@ -134,6 +140,7 @@ def _start_train(args: list[str], log: Path) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow  # a subprocess run of half a minute: the suite must stay well under 10 minutes
 def test_sigterm_to_train_py_then_resume_in_the_same_run_folder(images, one_thread, tmp_path):
     """A real train.py killed from outside mid-run, resumed with ckpt_path=last hydra.run.dir=RUN."""
     steps, epochs = 12, 2
@@ -161,15 +168,18 @@ def test_sigterm_to_train_py_then_resume_in_the_same_run_folder(images, one_thre
     output = (tmp_path / "first.log").read_text()
     assert proc.returncode == 128 + signal.SIGTERM, output[-3000:]
     assert "Traceback" not in output
-    assert f"Resume with: python train.py ckpt_path=last hydra.run.dir={run_dir}" in output
+    command = shlex.split(output.split("Resume with: ")[1].splitlines()[0])  # exact, no placeholder
+    assert command == ["python", "train.py", *args, "ckpt_path=last", f"hydra.run.dir={run_dir}"]
     stopped_at = torch.load(last, weights_only=True)["global_step"]
     assert steps <= stopped_at < steps * epochs
 
     log = tmp_path / "resume.log"
-    resumed = _start_train([*args, "ckpt_path=last", f"hydra.run.dir={run_dir}"], log)
+    resumed = _start_train(command[2:], log)  # the printed command, as a user would paste it
     assert resumed.wait(timeout=240) == 0, log.read_text()[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["global_step"] == steps * epochs
+    # both clocks count the whole run across the interruption, the one with validation the longer
+    assert metrics["train_seconds"] > metrics["train_seconds_without_validation"] > 0
     for key in ("val_psnr", "best_val_psnr", "train_loss"):
         assert metrics[key] == pytest.approx(reference[key], abs=1e-3), key
     logged = scalars(run_dir)

@@ -51,6 +51,7 @@ def test_bad_overwrite_value_is_one_line(images, tmp_path):
         run_in_process([*tiny(*images), "overwrite=abc"], tmp_path)
 
 
+@pytest.mark.slow  # a subprocess run of half a minute: the suite must stay well under 10 minutes
 def test_ckpt_path_last_resumes_a_sweep_and_starts_its_unstarted_jobs(images, tmp_path):
     """An interrupted sweep: job 0 had checkpointed, job 1 never started. One command finishes both."""
     sweep = tmp_path / "sweep"

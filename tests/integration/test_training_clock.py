@@ -6,8 +6,8 @@ import time
 
 from lightning.pytorch.callbacks import Callback
 
-from n2n.training.callbacks.clock import time_to_psnr
 from helpers.runs import run_in_process, scalars, tiny
+from n2n.training.callbacks.clock import time_to_psnr
 
 
 class SlowValidation(Callback):

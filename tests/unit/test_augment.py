@@ -31,7 +31,8 @@ def test_swap_really_swaps_source_and_target():
 
 def test_colour_change_is_shared_and_keeps_grey_grey():
     src = torch.rand(32, 3, 8, 8)
-    out_s, out_t = PairedAugment(color=True, hue=0.25, brightness=0.2)(src, src.clone(), torch.Generator().manual_seed(3))
+    augment = PairedAugment(color=True, hue=0.25, brightness=0.2)
+    out_s, out_t = augment(src, src.clone(), torch.Generator().manual_seed(3))
     assert torch.allclose(out_s, out_t)
     assert not torch.allclose(out_s, src)
     grey = torch.rand(32, 1, 8, 8).expand(32, 3, 8, 8)

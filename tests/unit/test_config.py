@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import n2n.config
+from helpers.runs import resolved
 from n2n.config import resolve_speed
 from n2n.devices import training_device
-from helpers.runs import resolved
 
 
 @pytest.mark.parametrize("native, expected", [(True, ("bf16-mixed", True)), (False, ("32-true", False))])
@@ -41,8 +41,8 @@ def test_training_device_of_the_accelerator(monkeypatch):
 
 
 def test_progress_bar_redraws_every_few_steps(tmp_path):
-    from n2n.errors import ConfigError
     from n2n.config import RunContext
+    from n2n.errors import ConfigError
     from n2n.training.callbacks import LossProgressBar
     from n2n.training.run import build_trainer
 
@@ -86,9 +86,16 @@ def test_defaults_live_in_the_yaml_a_missing_key_is_named(tmp_path):
 
 def test_run_context_without_hydra_and_the_resume_command(tmp_path):
     from n2n.config import RunContext, run_context
+    from n2n.search.config import SWEEPER_TARGET
 
     assert run_context({"output_dir": str(tmp_path)}).run_dir == tmp_path
     single = RunContext(tmp_path)
-    assert single.resume_command() == f"python train.py ckpt_path=last hydra.run.dir={tmp_path} <the same options>"
-    job = RunContext(tmp_path, multirun=True, sweeper={"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"})
-    assert job.optuna and str(tmp_path / "checkpoints" / "last.ckpt") in job.resume_command()
+    assert single.resume_command() == f"python train.py ckpt_path=last hydra.run.dir={tmp_path}"
+    # the run's own options come back, quoted for the shell; those the resume sets itself are replaced
+    run = RunContext(tmp_path / "a b", overrides=("data=folder", "data.train_dir=my photos", "ckpt_path=x.ckpt",
+                                                  "overwrite=true", "trainer.fast_dev_run=true"))
+    assert run.resume_command() == ("python train.py data=folder 'data.train_dir=my photos' trainer.fast_dev_run=true "
+                                    f"ckpt_path=last 'hydra.run.dir={tmp_path / 'a b'}'")
+    job = RunContext(tmp_path, multirun=True, sweeper={"_target_": SWEEPER_TARGET})
+    # a sweep's job resumes as a single run in its own folder
+    assert job.optuna and job.resume_command() == f"python train.py ckpt_path=last hydra.run.dir={tmp_path}"

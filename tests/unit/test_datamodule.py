@@ -1,11 +1,10 @@
 import pytest
 import torch
 
+from helpers.runs import resolved
 from n2n.data.crops import CropBank
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError, DataError
-
-from helpers.runs import resolved
 
 
 def folder_config(train, val, *overrides, **data):

@@ -235,7 +235,8 @@ def _jpeg_bytes() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("ext, dtype", [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint16), (".jpg", np.uint8)])
+@pytest.mark.parametrize("ext, dtype",
+                         [(".png", np.uint8), (".png", np.uint16), (".tif", np.uint16), (".jpg", np.uint8)])
 def test_colour_profile_is_kept(tmp_path, ext, dtype):
     profile = b"\0\0\x02\x0cfake icc profile" * 8
     write_image(tmp_path / f"p{ext}", random_image(8, 8, 3, dtype), icc_profile=profile)

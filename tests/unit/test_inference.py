@@ -8,7 +8,14 @@ import torch.nn.functional as F
 
 from n2n.devices import fast_bf16
 from n2n.inference.runners import TorchRunner, as_runner, resolve_precision
-from n2n.inference.tiling import DEFAULT_OVERLAP, RECEPTIVE_REACH, check_tiling, crop_padded, denoise_tensor, tile_windows
+from n2n.inference.tiling import (
+    DEFAULT_OVERLAP,
+    RECEPTIVE_REACH,
+    check_tiling,
+    crop_padded,
+    denoise_tensor,
+    tile_windows,
+)
 from n2n.models.unet import UNet, pad_to_multiple
 
 ONE_LEVEL = 1 / 255

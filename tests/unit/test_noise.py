@@ -175,8 +175,8 @@ def test_fraction_ranges_draw_per_image(name, option, measure):
 
 # --- All models -----------------------------------------------------------------------------------------------------
 
-ALL = [{"name": "gaussian"}, {"name": "poisson"}, {"name": "poisson_gaussian"}, {"name": "bernoulli"}, {"name": "text"}, {"name": "impulse"},
-       {"name": "gaussian", "sigma": [0, 50]}, {"name": "text", "coverage": [0, 0.5]}]
+ALL = [{"name": "gaussian"}, {"name": "poisson"}, {"name": "poisson_gaussian"}, {"name": "bernoulli"}, {"name": "text"},
+       {"name": "impulse"}, {"name": "gaussian", "sigma": [0, 50]}, {"name": "text", "coverage": [0, 0.5]}]
 
 
 @pytest.mark.parametrize("cfg", ALL, ids=lambda c: f"{c['name']}-{len(c)}")

@@ -19,7 +19,7 @@ from n2n.errors import ConfigError
 #: Required paths of the data sources, so that every choice composes.
 REQUIRED = {"folder": ["data.train_dir=x", "data.val_dir=y"], "pairs": ["data.dir_a=x", "data.dir_b=y"],
             "stacks": ["data.dir=x"]}
-SKIPPED_GROUPS = {"hydra", "experiment", "hparams_search", "debug", "bn"}
+SKIPPED_GROUPS = {"hydra", "experiment", "hparams_search", "debug", "bn", "local"}  # local: personal, git-ignored
 
 
 def choices() -> list[list[str]]:

@@ -5,7 +5,6 @@ from torch import nn
 from n2n.errors import ConfigError
 from n2n.models.unet import UNet, build_unet, pad_to_multiple
 
-
 #: The `model` section as conf/train.yaml composes it by default.
 MODEL = {"in_channels": 3, "out_channels": 3, "activation": {"name": "leaky_relu", "negative_slope": 0.1},
          "norm": {"name": "none"}, "init": "he"}

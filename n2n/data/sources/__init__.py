@@ -8,8 +8,8 @@ from n2n.data.sources.base import DataSource, ValidationData, check_min_size
 from n2n.data.sources.ee559 import CoursePickles, load_tensor_pair
 from n2n.data.sources.folder import ImageFolder, list_images, load_image_folder
 from n2n.data.sources.pairs import NoisyPairs
-from n2n.data.sources.stacks import FrameStacks
 from n2n.data.sources.samples import PHOTOS, SamplePhotos, load_samples
+from n2n.data.sources.stacks import FrameStacks
 from n2n.errors import ConfigError
 
 SOURCES: dict[str, type[DataSource]] = {

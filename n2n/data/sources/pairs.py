@@ -8,8 +8,15 @@ from pathlib import Path
 import torch
 
 from n2n.data.sources.base import ValidationData
-from n2n.data.sources.captures import (NoisyCaptures, check_scene, clean_references, split, training_frames, val_fraction,
-                                       validation_from_scenes)
+from n2n.data.sources.captures import (
+    NoisyCaptures,
+    check_scene,
+    clean_references,
+    split,
+    training_frames,
+    val_fraction,
+    validation_from_scenes,
+)
 from n2n.data.sources.folder import list_images
 from n2n.errors import ConfigError, DataError
 from n2n.image_files import read_training_image

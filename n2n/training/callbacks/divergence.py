@@ -29,7 +29,7 @@ class DivergenceGuard(Callback):
     `resume_command` the command that goes on from it (both only for the message).
     """
 
-    def __init__(self, checkpoint_dir: str | Path, resume_command: Callable[[], str],
+    def __init__(self, checkpoint_dir: str | Path, resume_command: Callable[..., str],
                  check_every_n_steps: int | None = None):
         super().__init__()
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -100,7 +100,7 @@ class DivergenceGuard(Callback):
         if last.is_file() and self._last_saved_step is not None:
             kept = (f"The last good checkpoint is kept: {last} (step {self._last_saved_step}); nothing with "
                     f"the diverged weights was saved. To go on from it with other settings: "
-                    f"{self.resume_command()} optimizer.lr=...")
+                    f"{self.resume_command('optimizer.lr')} optimizer.lr=...")
         else:
             kept = "No checkpoint had been saved yet (none is written with the diverged weights)."
         lower = (f" (it is {base_lr:g}; try {base_lr / 10:g} or lower)"

@@ -26,5 +26,6 @@ class ValidateFinalStep(Callback):
 def _final_step(trainer: L.Trainer) -> bool:
     if trainer.max_steps is not None and trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
         return True
-    last_epoch = trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch + 1 >= trainer.max_epochs
+    last_epoch = (trainer.max_epochs is not None and trainer.max_epochs > 0
+                  and trainer.current_epoch + 1 >= trainer.max_epochs)
     return last_epoch and bool(trainer.is_last_batch)

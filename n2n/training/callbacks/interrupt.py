@@ -42,7 +42,7 @@ class InterruptCheckpoint(Callback):
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, checkpoint_dir: str | Path, resume_command: Callable[[], str],
+    def __init__(self, checkpoint_dir: str | Path, resume_command: Callable[..., str],
                  guard: DivergenceGuard | None = None, checkpoint: ModelCheckpoint | None = None):
         super().__init__()
         self.dirpath = Path(checkpoint_dir)
