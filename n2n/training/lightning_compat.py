@@ -69,3 +69,17 @@ def set_scheduler_lrs(scheduler: Any, lrs: list[float]) -> None:
     the private `_last_lr`, which `get_last_lr()` and Lightning's LearningRateMonitor read)."""
     if hasattr(scheduler, "_last_lr"):
         scheduler._last_lr = list(lrs)
+
+
+def save_last_checkpoint(checkpoint: Any, trainer: L.Trainer, epoch_end: bool) -> None:
+    """Write `checkpoint`'s last.ckpt for the current step unless it already saved at this step, from the hook
+    where the ModelCheckpoint saves (`epoch_end`: on_train_epoch_end, else on_validation_end). Lightning 2.6
+    writes last.ckpt there only when the same hook also saved a top-k checkpoint."""
+    try:
+        if checkpoint._should_skip_saving_checkpoint(trainer):
+            return
+        if bool(checkpoint._should_save_on_train_epoch_end(trainer)) != epoch_end:
+            return
+        checkpoint._save_last_checkpoint(trainer, checkpoint._monitor_candidates(trainer))
+    except AttributeError:  # another Lightning: its own rule stands (last.ckpt may lag behind the best)
+        FALLBACKS.add("save_last_checkpoint")

@@ -212,3 +212,23 @@ def test_resuming_a_finished_run_changes_nothing(images, one_thread, tmp_path, c
     assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == last
     run_in_process([*tiny(*images, epochs=3), "ckpt_path=last"], tmp_path)
     assert json.loads((tmp_path / "metrics.json").read_text())["global_step"] == 12
+
+
+
+def test_last_ckpt_follows_every_validation_also_when_the_score_gets_worse(images, one_thread, tmp_path):
+    """Lightning 2.6 rewrites last.ckpt only when a validation also saves a best checkpoint: the final weights
+    of a run whose score stopped improving were lost, and ckpt_path=last resumed from the past. Here the best is
+    the lowest val/psnr (mode=min) while training raises it, so only the first validation saves a best one."""
+    worst_is_best = [*tiny(*images), "callbacks.checkpoint.mode=min"]
+    run_dir = tmp_path / "run"
+    run_in_process(worst_is_best, run_dir)
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["best-4.ckpt", "last.ckpt"], names  # the premise: step 8 saved no best checkpoint
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+    # a run folder moved elsewhere resumes into its own last.ckpt, not a last-v1.ckpt beside it
+    moved = tmp_path / "moved"
+    run_dir.rename(moved)
+    run_in_process([*worst_is_best, "trainer.max_epochs=3", "ckpt_path=last"], moved)
+    names = sorted(p.name for p in (moved / "checkpoints").iterdir())
+    assert not [n for n in names if n.startswith("last-")], names  # (Lightning forgets the best score on a move)
+    assert torch.load(moved / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 12

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from n2n.config import RunContext, require
 from n2n.errors import ConfigError
+from n2n.training.callbacks.checkpoint import RunCheckpoint
 from n2n.training.callbacks.clock import TrainingClock
 from n2n.training.callbacks.divergence import DivergenceGuard
 from n2n.training.callbacks.final_validation import ValidateFinalStep
@@ -49,7 +50,8 @@ def build_callbacks(cfg: Mapping[str, Any], optimizer_cfg: Mapping[str, Any], co
     if ckpt:
         ckpt.setdefault("filename", "best-{step}")
         ckpt.setdefault("auto_insert_metric_name", False)
-        out.checkpoint = _make(ModelCheckpoint, ckpt, "callbacks.checkpoint", dirpath=str(context.checkpoint_dir))
+        ckpt.setdefault("enable_version_counter", False)  # one run per folder: last.ckpt is this run's
+        out.checkpoint = _make(RunCheckpoint, ckpt, "callbacks.checkpoint", dirpath=str(context.checkpoint_dir))
         out.all.append(out.checkpoint)
     if cfg.get("early_stopping"):
         out.all.append(_make(EarlyStopping, dict(cfg["early_stopping"]), "callbacks.early_stopping"))
