@@ -6,6 +6,7 @@ import pytest
 from n2n.bench.training import PRESETS, main
 
 
+@pytest.mark.slow  # a benchmark subprocess of ~15 s: the suite must stay well under 10 minutes
 def test_short_benchmark_times_both_loops_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     results = main(["--short", "--device", "cpu", "--steps", "2", "--batch-sizes", "4", "--images", "64",
