@@ -134,7 +134,6 @@ def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContex
     """The training config with nothing left to decide (see the module docstring)."""
     config = to_plain(with_output_dir(cfg, context.run_dir))
     check_options(config, TRAIN_OPTIONS)  # every option's type and range, before anything else
-    with_output_dir(config, context.run_dir)
     config = resolve_speed(config)
     config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir, context.multirun)
     return config

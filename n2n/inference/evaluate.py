@@ -96,7 +96,8 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
             write_image(images_dir / outputs[i], to_pixels(denoised, item["noisy"].dtype))
         if i < num_comparisons:
             grid_rows.append([noisy8, denoised, reference.clamp(0, 1)])
-            grid_captions.append([f"{name}: {psnr_caption(row.get('psnr_noisy'))}".rstrip(": "),
+            noisy_psnr = psnr_caption(row.get("psnr_noisy"))  # empty without a clean image
+            grid_captions.append([f"{name}: {noisy_psnr}" if noisy_psnr else name,
                                   psnr_caption(row.get("psnr_denoised")), ""])
 
     if grid_rows:
