@@ -94,6 +94,19 @@ def resolve_speed(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
+def resolve_method(config: dict[str, Any]) -> dict[str, Any]:
+    """The old `target` option turned into the method it names (target=noisy: method=n2n, target=clean:
+    method=n2c), in place; `target` is then null, so that config.yaml records one way of saying it. The
+    method's options are checked here, before any work."""
+    from n2n.methods import build_method, method_section
+
+    if config.get("target") is not None or isinstance(config.get("method"), Mapping):
+        config["method"] = method_section(config)
+        config["target"] = None
+        build_method(config["method"])
+    return config
+
+
 def resolve_ckpt_path(value: Any, run_dir: Path, multirun: bool = False) -> str | None:
     """`ckpt_path` as a file name: `last` is `<run folder>/checkpoints/last.ckpt` (the run folder is the one
     Hydra writes to, so `ckpt_path=last hydra.run.dir=RUN` resumes RUN in place). In a sweep, `last` resumes
@@ -134,6 +147,7 @@ def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContex
     """The training config with nothing left to decide (see the module docstring)."""
     config = to_plain(with_output_dir(cfg, context.run_dir))
     check_options(config, TRAIN_OPTIONS)  # every option's type and range, before anything else
+    config = resolve_method(config)
     config = resolve_speed(config)
     config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir, context.multirun)
     return config

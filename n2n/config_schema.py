@@ -139,6 +139,7 @@ _DATA = {
     "data.val_dir_a": PATH_OR_NULL, "data.val_dir_b": PATH_OR_NULL, "data.val_clean_dir": PATH_OR_NULL,
     "data.val_fraction": Float(0, 0.5, lo_open=True, null=True),
     "data.frame_split": Choice("random", "even_odd"),
+    "data.noise_draws": Choice("fresh", "fixed"),
 }
 _NOISE = {
     "noise.name": Choice("gaussian", "poisson", "poisson_gaussian", "bernoulli", "text", "impulse"),
@@ -224,7 +225,7 @@ _TRAINER = {
     "trainer.model_registry": Option("str", null=True),
 }
 _CALLBACKS = {
-    "callbacks.checkpoint.monitor": Choice("val/psnr", "val/ssim", "val/n2n_loss", "train/loss"),
+    "callbacks.checkpoint.monitor": Choice("val/psnr", "val/ssim", "val/n2n_loss", "val/self_loss", "train/loss"),
     "callbacks.checkpoint.mode": Choice("max", "min"),
     "callbacks.checkpoint.save_last": BOOL,
     "callbacks.checkpoint.save_top_k": Int(0, extra=(-1,)),
@@ -240,7 +241,8 @@ _PATHS = {
 }
 _TOP = {
     "seed": SEED,
-    "target": Choice("noisy", "clean"),
+    "method": Option("str", null=True),  # a mapping, checked by its builder (see _OPAQUE)
+    "target": Choice("noisy", "clean", null=True),  # the old spelling of method=n2n / method=n2c
     "ckpt_path": PATH_OR_NULL,
     "overwrite": BOOL,
     "log_images": Int(0),
@@ -269,8 +271,9 @@ EVAL_OPTIONS: dict[str, Option] = {
     **_DATA, **_NOISE, **_PATHS,
 }
 
-#: Sections whose content is a free mapping checked by its own builder (not leaf by leaf).
-_OPAQUE = ("callbacks.early_stopping", "noise.val")
+#: Sections whose content is a free mapping checked by its own builder (not leaf by leaf): `method` by the
+#: method's class (n2n/methods/), whose keyword parameters are its options, each checked with its range.
+_OPAQUE = ("callbacks.early_stopping", "noise.val", "method")
 
 
 def leaves(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -303,8 +306,8 @@ def check_options(config: Mapping[str, Any], table: Mapping[str, Option],
             continue  # options outside the table are refused by their own section's builder
         value = given[key]
         if key in _OPAQUE and value is not None and not isinstance(value, Mapping):
-            raise ConfigError(f"{key}={_shown(value)} must be a mapping "
-                              "(e.g. {monitor: val/psnr, mode: max}) or null")
+            example = "{name: n2v}" if key == "method" else "{monitor: val/psnr, mode: max}"
+            raise ConfigError(f"{key}={_shown(value)} must be a mapping (e.g. {example}) or null")
         if key in _OPAQUE:
             continue
         if not valid(option, value):

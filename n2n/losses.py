@@ -23,7 +23,10 @@ from n2n.registry import build_from_registry
 
 
 class Loss(nn.Module):
-    """Base class: `forward(pred, target)` -> scalar mean loss; `set_progress` informs schedules."""
+    """Base class: `forward(pred, target, mask=None)` -> scalar mean loss; `set_progress` informs schedules.
+
+    `mask` (N x 1 x H x W or the shape of `pred`, 0/1) restricts the mean to the chosen pixels: the blind-spot
+    methods (n2n/methods/) score only the pixels they hid from the network."""
 
     name: str = ""
 
@@ -44,13 +47,14 @@ class L2Loss(Loss):
         super().__init__()
         self.ignore_dropped = _flag("loss.ignore_dropped", ignore_dropped)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         pred, target = pred.float(), target.float()
-        if not self.ignore_dropped:
+        if self.ignore_dropped:
+            valid = (target != 0).any(dim=1, keepdim=True).float()
+            mask = valid if mask is None else mask * valid
+        if mask is None:
             return F.mse_loss(pred, target)
-        valid = (target != 0).any(dim=1, keepdim=True)
-        count = (valid.sum() * target.shape[1]).clamp_min(1)  # stays a tensor: no host sync
-        return ((pred - target) ** 2 * valid).sum() / count
+        return masked_mean((pred - target) ** 2, mask)
 
     def extra_repr(self) -> str:
         return f"ignore_dropped={self.ignore_dropped}"
@@ -61,8 +65,10 @@ class L1Loss(Loss):
 
     name = "l1"
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(pred.float(), target.float())
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return F.l1_loss(pred.float(), target.float())
+        return masked_mean((pred.float() - target.float()).abs(), mask)
 
 
 class L0Loss(Loss):
@@ -88,11 +94,18 @@ class L0Loss(Loss):
         fraction = min(max(float(fraction), 0.0), 1.0)
         self.gamma.fill_(self.gamma_start + (self.gamma_end - self.gamma_start) * fraction)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ((pred.float() - target.float()).abs() + self.eps).pow(self.gamma).mean()
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        values = ((pred.float() - target.float()).abs() + self.eps).pow(self.gamma)
+        return values.mean() if mask is None else masked_mean(values, mask)
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}, gamma_start={self.gamma_start:g}, gamma_end={self.gamma_end:g}"
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of `values` over the entries where `mask` (broadcast to their shape) is 1; a tensor, no host sync."""
+    weight = mask.to(values.dtype).expand_as(values)
+    return (values * weight).sum() / weight.sum().clamp_min(1)
 
 
 def _number(option: str, value: Any, positive: bool = False) -> float:

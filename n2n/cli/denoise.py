@@ -58,6 +58,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "(about 4x faster than eager fp32 on a CPU with AMX, PSNR within 0.001 dB on CBSD68), "
                    "fp32 = float32; auto (the default) = bf16 where the CPU or GPU has native bfloat16, else "
                    "fp32. ONNX models always run in fp32")
+    p.add_argument("--zero-shot", action="store_true",
+                   help="no model: fit Zero-Shot Noise2Noise (Mansour & Heckel 2023) to each image itself, a "
+                   "small network trained on the image alone (minutes per image on a CPU; whole images, no tiles)")
+    p.add_argument("--zero-shot-steps", type=Bounded(int, 1), default=None, metavar="N",
+                   help="fitting steps per image with --zero-shot (default 2000, conf/method/zsn2n.yaml)")
     p.add_argument("--suffix", default=None, help="appended to each output's file name before the extension "
                    "(default: none with -o, _denoised without)")
     p.set_defaults(func=run)
@@ -130,7 +135,8 @@ def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: in
     runner = pick(channels)
     x, restore = to_model_input(image, int(runner.in_channels), info.has_alpha)
     del image  # restore() keeps what it needs (the alpha plane)
-    y = denoise_tensor(runner, x, tile=tile, overlap=overlap)
+    whole = getattr(runner, "denoise_image", None)  # zero-shot: fitted to the whole image, never tiled
+    y = whole(x) if whole is not None else denoise_tensor(runner, x, tile=tile, overlap=overlap)
     del x  # a full-size float copy: free it before restore() makes its own (24 MP RGB: 288 MB each)
     write_image(dst, restore(y), icc_profile=info.icc_profile)  # atomic: never a half-written output
 
@@ -188,7 +194,16 @@ def run(args: argparse.Namespace) -> int:
         suffix = args.suffix if args.suffix is not None else ("" if args.outdir else "_denoised")
         pairs = plan_outputs(files, Path(args.outdir) if args.outdir else None, suffix)
         precision = getattr(args, "precision", "auto")
-        if model is None:
+        zero_shot = getattr(args, "zero_shot", False)
+        if zero_shot and model is not None:
+            raise DataError(f"--zero-shot fits a network to each image and uses no model: drop --model {model}")
+        if not zero_shot and getattr(args, "zero_shot_steps", None) is not None:
+            raise DataError("--zero-shot-steps goes with --zero-shot")
+        if zero_shot:
+            from n2n.inference.zero_shot import ZeroShotRunner
+
+            pick = lambda channels: ZeroShotRunner(1 if channels == 1 else 3, args.zero_shot_steps)  # noqa: E731
+        elif model is None:
             pick = DefaultModels(args.device, precision)
             pick(3)  # a missing or broken bundled model stops here, before any output
         else:

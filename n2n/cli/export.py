@@ -55,7 +55,7 @@ def run_export(args: argparse.Namespace) -> int:
         if out.suffix.lower() == ".safetensors":
             from n2n.inference.weights import save_weights
 
-            save_weights(net, net.config, out)
+            save_weights(net, getattr(net, "net", net).config, out)
             print(f"wrote {out}", file=sys.stderr)
             return EXIT_OK
         from n2n.inference.onnx import export_onnx, max_abs_diff

@@ -45,14 +45,19 @@ class PairedAugment:
         """The transforms on two separate batches of float images (training calls `pairs` on its stack)."""
         return self.pairs(torch.stack([src, tgt], 1), generator).unbind(1)
 
-    def pairs(self, pairs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def pairs(self, pairs: torch.Tensor, generator: torch.Generator | None = None,
+              swappable: int | None = None) -> torch.Tensor:
         """The transforms on float images stacked as (N, K, C, H, W): K = 2 for (source, target) pairs, K = 1 for
-        single clean images (the swap is then a no-op, its coin still drawn). One operation per transform for
-        the whole stack, so a batch costs few kernel launches. Draws, in this order: swap, horizontal flip,
-        vertical flip, hue, brightness."""
-        n, dev = pairs.shape[0], pairs.device
+        single clean images (the swap is then a no-op, its coin still drawn). The swap exchanges the first two
+        images, and only where `swappable` (default K) is 2 or more: a stored noisy copy and its clean image
+        are not exchanged. One operation per transform for the whole stack, so a batch costs few kernel
+        launches. Draws, in this order: swap, horizontal flip, vertical flip, hue, brightness."""
+        n, dev, k = pairs.shape[0], pairs.device, pairs.shape[1]
         if self.swap:
-            pairs = torch.where(_coin(n, dev, generator)[:, None], pairs.flip(1), pairs)
+            coin = _coin(n, dev, generator)[:, None]
+            if min(k, k if swappable is None else swappable) >= 2:
+                order = torch.tensor([1, 0, *range(2, k)], device=dev)
+                pairs = torch.where(coin, pairs.index_select(1, order), pairs)
         if self.flip:
             for dim in (-1, -2):
                 pairs = torch.where(_coin(n, dev, generator)[:, None], pairs.flip(dim), pairs)

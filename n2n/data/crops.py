@@ -47,6 +47,19 @@ class CropBank:
         _, index, _ = self._windows(n, size, generator)
         return self.flat[index]
 
+    def sample_any(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+        """n crops (n, C, size, size), each of a random frame of a random scene, at random positions."""
+        idx, index, frame_size = self._windows(n, size, generator)
+        which = (torch.rand(n, device=self.flat.device, generator=generator) * self.frames[idx]).long()
+        return self.flat[index + which.view(n, 1, 1, 1) * frame_size]
+
+    def sample_all(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+        """n crops (n, F, C, size, size) of all F frames of random scenes, at the same random position (every
+        scene must have F frames)."""
+        _, index, frame_size = self._windows(n, size, generator)
+        frames = int(self.frames[0])
+        return torch.stack([self.flat[index + f * frame_size] for f in range(frames)], dim=1)
+
     def sample_pairs(self, n: int, size: int, generator: torch.Generator) -> torch.Tensor:
         """n pairs (n, 2, C, size, size): two different frames of one random scene, cropped at the same random
         position; every ordered pair of frames is equally likely (N frames: N (N - 1) pairs)."""

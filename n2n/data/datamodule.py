@@ -7,8 +7,14 @@ same batches as an uninterrupted one). Validation pairs are fixed: noise is draw
 fixed seed, so every run is scored on the same inputs.
 
 The DataModule assembles the pipeline from the config's sections: the source (`data`, one class per kind of
-data in n2n/data/sources/), the noise (`noise`), the paired augmentation (`aug`) and `target`; each builder
-receives only its own section.
+data in n2n/data/sources/), the noise (`noise`), the paired augmentation (`aug`) and the training method
+(`method`, n2n/methods/), which says what each scene must provide (two noisy copies, a noisy and a clean one,
+or one noisy copy) and draws its own masks or re-corruptions in `prepare`; each builder receives only its own
+section.
+
+`data.noise_draws` (sources of clean images): `fresh` draws new noise at every step, as the paper does; `fixed`
+draws each training image's noisy copies once (seeded by `seed`), so that a method trained "from one noisy
+capture per scene" really sees one.
 """
 from __future__ import annotations
 
@@ -24,12 +30,13 @@ from n2n.data.crops import CropBank
 from n2n.data.sources import SOURCES, DataSource, ValidationData, source_class
 from n2n.errors import ConfigError
 from n2n.image_files import as_float
+from n2n.methods import CLEAN, PAIR, Method, build_method, method_for_config, method_section, noise_sigma
 from n2n.noise import NoiseModel, build_noise
 
 #: Options of the `data` section that the DataModule itself reads, whatever the source.
 COMMON_KEYS = frozenset({"name", "channels", "batch_size", "val_batch_size", "steps_per_epoch", "val_limit",
                          "val_seed"})
-TARGETS = ("noisy", "clean")
+NOISE_DRAWS = ("fresh", "fixed")
 
 
 def _int_option(cfg: Mapping[str, Any], key: str, minimum: int = 1, required: bool = True) -> int | None:
@@ -108,14 +115,10 @@ class N2NDataModule(L.LightningDataModule):
         self.val_limit = _int_option(self.cfg, "val_limit", required=False)
         self.val_seed = _int_option(self.cfg, "val_seed", minimum=0)
         self.crop_size = self.cfg["crop_size"] if self.source.random_crops else None
-        self.target = require(config, "target", "config")
-        if self.target not in TARGETS:
-            raise ConfigError(f"target={self.target!r} must be one of {TARGETS} (noisy: Noise2Noise, "
-                              f"clean: the supervised Noise2Clean baseline)")
-        if self.target == "clean" and not self.source.clean_train:
-            with_clean = [name for name, cls in SOURCES.items() if cls.clean_train]
-            raise ConfigError(f"target=clean needs clean training images, which data={self.source.name} does not "
-                              f"have; use data={' or data='.join(with_clean)}")
+        self.noise_draws = self.cfg.get("noise_draws", "fresh")
+        check_method_fits_data(build_method(method_section(config)), self.source, self.noise_draws,
+                               config.get("noise"))
+        self.method = method_for_config(config)  # its `prepare` draws the method's masks and re-corruptions
         self.augment = build_augment(section(config, "aug"))
         self.noise, self.val_noise = build_noises(section(config, "noise"))
         self.seed = int(require(config, "seed", "config"))
@@ -132,7 +135,9 @@ class N2NDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Reads the files once; safe to call again (Lightning calls it too)."""
         if stage in (None, "fit") and self.train_bank is None and self.train_stack is None:
-            if self.source.clean_train:
+            if self.source.clean_train and self.noise_draws == "fixed":
+                self.train_bank = CropBank(self.fixed_noisy_copies(self.source.train_images()))
+            elif self.source.clean_train:
                 self.train_bank = CropBank(self.source.train_images())
             elif self.source.random_crops:
                 self.train_bank = CropBank(self.source.train_frames())
@@ -141,6 +146,22 @@ class N2NDataModule(L.LightningDataModule):
         if self.val_pairs is None:
             self.val_names, self.val_pairs = validation_pairs(self.source.val_data(), self.val_noise,
                                                               self.val_seed, self.val_limit)
+
+    def fixed_noisy_copies(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        """`noise_draws=fixed`: for each clean image, the frames a step needs, drawn once: the noisy copy,
+        then the second noisy copy (methods that need a pair) or the clean image (Noise2Clean). Float16 keeps
+        the noise unrounded (to ~1e-3 of a value) at half the memory of float32."""
+        frames = []
+        for i, image in enumerate(images):
+            g = torch.Generator().manual_seed(1_000_003 * self.seed + 7 * i + 1)
+            clean = as_float(image[None])
+            copies = [self.noise(clean, generator=g)]
+            if self.method.needs == PAIR:
+                copies.append(self.noise(clean, generator=g))
+            elif self.method.needs == CLEAN:
+                copies.append(clean)
+            frames.append(torch.cat(copies).half())
+        return frames
 
     # --------------------------------------------------------------------------------------- loaders
     @property
@@ -159,6 +180,14 @@ class N2NDataModule(L.LightningDataModule):
     def has_clean_validation(self) -> bool:
         """Whether validation has clean references (val/psnr, val/ssim) or only noisy copies (val/n2n_loss)."""
         return self.source.clean_validation
+
+    @property
+    def validation_metric(self) -> str:
+        """What validation scores: val/psnr against clean images, else val/n2n_loss against an independent noisy
+        copy, else (one capture per scene) val/self_loss, the method's own loss on held-out images."""
+        if self.has_clean_validation:
+            return "val/psnr"
+        return "val/n2n_loss" if self.source.frames_per_scene >= 2 else "val/self_loss"
 
     def val_dataloader(self):
         same_size = len({tuple(item["noisy"].shape) for item in self.val_pairs}) == 1
@@ -205,10 +234,14 @@ class N2NDataModule(L.LightningDataModule):
         which = trainer.global_step % count
         return torch.Generator(device=device).manual_seed(self.seed + 7919 * self._rank() + 104_729 * which)
 
-    def draw_train_batch(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(source, target) float batches in [0, 1], built on `device`."""
+    def draw_train_batch(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """A training batch built on `device`: what the method needs of each scene (`noisy`, plus `other` or
+        `clean`; float, [0, 1] before noise), with the method's own random draws added (Method.prepare)."""
         g = self._overfit_generator(device) or self.generator(device)
-        n = self.batch_size
+        return self.method.prepare(self._draw_scenes(device, g), g)
+
+    def _draw_scenes(self, device: torch.device, g: torch.Generator) -> dict[str, torch.Tensor]:
+        n, needs = self.batch_size, self.method.needs
         if self.train_stack is not None:
             if self.train_stack.device != device:
                 self.train_stack = self.train_stack.to(device)
@@ -221,16 +254,29 @@ class N2NDataModule(L.LightningDataModule):
             idx = self._perm[self._pos: self._pos + n]
             self._pos += n
             # (float before the flips: PyTorch's CPU `where` is several times slower on uint8)
-            return self.augment.pairs(as_float(stack[idx]), generator=g).unbind(1)
+            return _captures(self.augment.pairs(as_float(stack[idx]), generator=g), needs)
         if self.train_bank.flat.device != device:
             self.train_bank.to(device)
-        if not self.source.clean_train:  # two different captures of one scene, cropped alike
-            pairs = as_float(self.train_bank.sample_pairs(n, self.crop_size, g))
-            return self.augment.pairs(pairs, generator=g).unbind(1)
-        clean = self.augment.pairs(as_float(self.train_bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
-        source = self.noise(clean, generator=g)
-        target = self.noise(clean, generator=g) if self.target == "noisy" else clean
-        return source, target
+        bank = self.train_bank
+        if not self.source.clean_train:  # captures of one scene, cropped alike
+            if needs == PAIR:
+                crops = bank.sample_pairs(n, self.crop_size, g)
+            else:  # one capture, any of the scene's
+                crops = bank.sample_any(n, self.crop_size, g)[:, None]
+            return _captures(self.augment.pairs(as_float(crops), generator=g), needs)
+        if self.noise_draws == "fixed":  # the stored noisy copies (and the clean image for Noise2Clean), last
+            frames = self.augment.pairs(as_float(bank.sample_all(n, self.crop_size, g)), generator=g,
+                                        swappable=2 if needs == PAIR else 1)
+            if needs == CLEAN:
+                return {"noisy": frames[:, 0], "clean": frames[:, 1]}
+            return _captures(frames, needs)
+        clean = self.augment.pairs(as_float(bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
+        batch = {"noisy": self.noise(clean, generator=g)}
+        if needs == PAIR:
+            batch["other"] = self.noise(clean, generator=g)
+        elif needs == CLEAN:
+            batch["clean"] = clean
+        return batch
 
     # ------------------------------------------------------------------------------ resumable state
     def state_dict(self) -> dict[str, Any]:
@@ -248,3 +294,34 @@ class N2NDataModule(L.LightningDataModule):
         perm = state.get("perm")
         self._perm = perm if perm is not None else None
 
+
+
+def _captures(frames: torch.Tensor, needs: str) -> dict[str, torch.Tensor]:
+    """Noisy captures (N, K, C, H, W) as a batch: the first, and the second too for methods that need a pair."""
+    if needs == PAIR:
+        return {"noisy": frames[:, 0], "other": frames[:, 1]}
+    return {"noisy": frames[:, 0]}
+
+
+def check_method_fits_data(method: Method, source: DataSource, noise_draws: Any,
+                           noise_cfg: Mapping[str, Any] | None) -> None:
+    """Refuses, in one line and before any file is read, a method whose needs the data cannot meet."""
+    if not method.trains:
+        raise ConfigError(f"method={method.name} fits one image at denoising time and trains no model: run "
+                          f"`n2n denoise --zero-shot IMAGE` (docs/methods.md)")
+    if noise_draws not in NOISE_DRAWS:
+        raise ConfigError(f"data.noise_draws={noise_draws!r} must be one of: {', '.join(NOISE_DRAWS)}")
+    if noise_draws == "fixed" and not source.clean_train:
+        raise ConfigError(f"data.noise_draws=fixed draws the noise of clean images once; data={source.name} holds "
+                          f"noisy captures already")
+    if method.needs == CLEAN and not source.clean_train:
+        with_clean = [name for name, cls in SOURCES.items() if cls.clean_train]
+        raise ConfigError(f"method={method.name} (Noise2Clean) needs clean training images, which data={source.name} "
+                          f"does not have; use data={' or data='.join(with_clean)}, or a method that learns from "
+                          f"noisy images (method=n2n, nb2nb, n2v, ...)")
+    if method.needs == PAIR and not source.clean_train and source.frames_per_scene < 2:
+        raise ConfigError(f"method={method.name} needs two noisy captures of each scene, and data={source.name} has "
+                          f"one; use a single-capture method: method=nb2nb, n2v, n2s, r2r or sure (docs/methods.md)")
+    if method.needs_sigma and noise_sigma(method, noise_cfg, source.clean_train) is None:
+        raise ConfigError(f"method={method.name} needs the Gaussian noise level of your captures: set method.sigma=S "
+                          f"(0..255 scale; docs/methods.md says how to estimate it)")

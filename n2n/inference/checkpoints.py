@@ -49,6 +49,24 @@ def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> UNe
     return unet_from_checkpoint(read_checkpoint(path), path, map_location)
 
 
+def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """The checkpoint's network as its training method applies it (n2n/methods/: one plain pass, or an average
+    over masks or re-corruptions), in eval mode."""
+    ckpt = read_checkpoint(path)
+    return inference_network(ckpt, unet_from_checkpoint(ckpt, path, map_location), path)
+
+
+def inference_network(ckpt: dict[str, Any], net: UNet, path: str | Path = "checkpoint") -> torch.nn.Module:
+    """`net` wrapped in the inference rule of the method the checkpoint was trained with."""
+    from n2n.methods import method_for_config
+
+    try:
+        method = method_for_config(training_config(ckpt, path))
+    except ConfigError as exc:  # the stored config is only read through n2n's registries
+        raise CheckpointError(f"checkpoint {path} holds a method config that n2n cannot build: {exc}") from None
+    return method.inference_network(net).eval()
+
+
 def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",
                          map_location: str | torch.device = "cpu") -> UNet:
     """The U-Net of an already-read checkpoint, in eval mode."""

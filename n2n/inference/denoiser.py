@@ -64,6 +64,9 @@ class Denoiser:
         raise TypeError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
+        whole = getattr(self.runner, "denoise_image", None)  # zero-shot: fitted to the whole image, not tiled
+        if whole is not None:
+            return torch.cat([whole(image[None]) for image in x])
         return denoise_tensor(self.runner, x, tile=self.tile, overlap=self.overlap)
 
     def _array(self, array: np.ndarray) -> np.ndarray:
@@ -116,6 +119,16 @@ def load(model: str | Path = "gaussian-blind", device: str = "auto", precision: 
     `tile`: images larger than this many pixels a side are denoised in tiles (None: always whole).
     """
     return Denoiser(load_runner(model, device, precision), str(model), tile, overlap)
+
+
+def denoise_zero_shot(image: Any, steps: int | None = None, progress: bool = False) -> Any:
+    """Denoise one image with Zero-Shot Noise2Noise (Mansour & Heckel 2023): a small network fitted to this image
+    alone (no trained model; `steps` fitting steps, 2 000 by default), grey or colour as the image is. The types
+    are Denoiser.denoise's; the image is fitted whole, never in tiles."""
+    from n2n.inference.zero_shot import ZeroShotRunner
+
+    runner = ZeroShotRunner(_colour_channels(image), steps, progress)
+    return Denoiser(runner, "zsn2n", tile=None)(image)
 
 
 _loaded: dict[str, Denoiser] = {}

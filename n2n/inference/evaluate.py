@@ -25,7 +25,7 @@ from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
 from n2n.errors import ConfigError
 from n2n.image_files import as_float, write_image
-from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
+from n2n.inference.checkpoints import inference_network, read_checkpoint, training_config, unet_from_checkpoint
 from n2n.inference.runners import load_network
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
@@ -42,7 +42,8 @@ def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Mod
     path = resolve(ckpt_path if ckpt_path is not None else model)
     if path.suffix.lower() == ".ckpt":
         ckpt = read_checkpoint(path)
-        return str(ckpt_path or model), unet_from_checkpoint(ckpt, path, device), training_config(ckpt, path)
+        net = inference_network(ckpt, unet_from_checkpoint(ckpt, path, device), path)
+        return str(ckpt_path or model), net, training_config(ckpt, path)
     return str(model or ckpt_path), load_network(path, device), {}
 
 

@@ -135,9 +135,9 @@ def load_network(model: str | Path, map_location: str | torch.device = "cpu") ->
         from n2n.inference.weights import load_weights
 
         return load_weights(path, map_location)
-    from n2n.inference.checkpoints import load_unet
+    from n2n.inference.checkpoints import load_trained
 
-    return load_unet(path, map_location)
+    return load_trained(path, map_location)
 
 
 def load_runner(model: str | Path, device: str = "auto",

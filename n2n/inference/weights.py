@@ -3,7 +3,9 @@
 A `.safetensors` file is a JSON header followed by raw tensor bytes: reading one never unpickles anything,
 which is why the bundled models (n2n.pretrained) and `n2n export CKPT MODEL.safetensors` use it. The header's
 metadata holds `n2n.model` (the `model` section of the training config, in today's schema) and
-`n2n.format`; the network is rebuilt only through n2n's registries of names, as from a checkpoint.
+`n2n.format`, and `n2n.method` for networks whose training method applies them in more than one pass (an
+average over masks or re-corruptions, n2n/methods/); the network is rebuilt only through n2n's registries of
+names, as from a checkpoint.
 """
 from __future__ import annotations
 
@@ -20,17 +22,22 @@ from n2n.models.unet import UNet, build_unet
 
 SUFFIX = ".safetensors"
 FORMAT = "n2n-unet/1"
-_MODEL_KEY, _FORMAT_KEY = "n2n.model", "n2n.format"
+_MODEL_KEY, _FORMAT_KEY, _METHOD_KEY = "n2n.model", "n2n.format", "n2n.method"
 
 
 def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
                  extra: Mapping[str, str] | None = None) -> Path:
-    """Write `net`'s weights and the `model` config that builds it to `path` (atomically)."""
+    """Write `net`'s weights and the `model` config that builds it to `path` (atomically). A network wrapped in
+    its method's inference rule (n2n.methods.AveragedInference) is saved as the U-Net plus that rule."""
     from safetensors.torch import save_file
 
     path = Path(path)
+    method = getattr(net, "method_config", None)
+    net = getattr(net, "net", net) if method is not None else net
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     metadata = {_FORMAT_KEY: FORMAT, _MODEL_KEY: json.dumps(dict(model_cfg), sort_keys=True), **(extra or {})}
+    if method is not None:
+        metadata[_METHOD_KEY] = json.dumps(method, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -53,8 +60,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return metadata
 
 
-def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> UNet:
-    """Rebuild the U-Net of a weight file written by save_weights, in eval mode."""
+def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild the U-Net of a weight file written by save_weights, in eval mode (wrapped in its method's inference
+    rule where the file records one)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -66,6 +74,14 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
             raise ValueError(f"expected a JSON object, got {type(model_cfg).__name__}")
         check_options({"model": model_cfg}, TRAIN_OPTIONS)  # untrusted values: ranges before building
         net = build_unet(model_cfg)
+        method = None
+        if _METHOD_KEY in metadata:
+            from n2n.methods import inference_method
+
+            method_cfg = json.loads(metadata[_METHOD_KEY])
+            if not isinstance(method_cfg, dict):
+                raise ValueError(f"expected a JSON object for the method, got {type(method_cfg).__name__}")
+            method = inference_method(method_cfg)
     except (ValueError, TypeError, ConfigError) as exc:
         raise CheckpointError(f"{path} holds a model config that n2n cannot build: {exc}") from None
     try:
@@ -75,4 +91,5 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         first = " ".join(str(exc).splitlines()[:3])
         raise CheckpointError(f"the weights of {path} do not fit the n2n U-Net built from its config: "
                               f"{first}") from None
-    return net.to(map_location).eval()
+    net = net.to(map_location).eval()
+    return net if method is None else method.inference_network(net).eval()

@@ -25,7 +25,7 @@ from n2n.search.config import SWEEPER_TARGET
 
 def trial_callbacks(config: Mapping[str, Any], context: RunContext) -> list[Callback]:
     """The callbacks of a job that is a trial of n2n's Optuna sweeper; none for any other run. Call it after
-    the run chose its monitored metric (n2n.training.run.follow_n2n_loss)."""
+    the run chose its monitored metric (n2n.training.run.follow_validation_loss)."""
     sweeper = context.sweeper
     if not context.multirun or sweeper.get("_target_") != SWEEPER_TARGET or sweeper.get("trial") is None:
         return []
@@ -35,8 +35,8 @@ def trial_callbacks(config: Mapping[str, Any], context: RunContext) -> list[Call
         raise ConfigError(f"hydra.sweeper.direction={direction}, but this run is scored by {monitor}, where "
                           f"{'higher' if mode == 'max' else 'lower'} is better: set hydra.sweeper.direction="
                           f"{'maximize' if mode == 'max' else 'minimize'}" + (
-                              " (the validation data has no clean images, so runs follow val/n2n_loss)"
-                              if monitor == "val/n2n_loss" else ""))
+                              f" (the validation data has no clean images, so runs follow {monitor})"
+                              if monitor in ("val/n2n_loss", "val/self_loss") else ""))
     from n2n.search.algorithms import build_pruner
     from n2n.search.storage import study_for_job
 

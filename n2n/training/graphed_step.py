@@ -23,72 +23,84 @@ from n2n.errors import ConfigError, N2NError
 WARMUP_STEPS = 3  # eager steps before the capture: cuDNN picks its algorithms, autograd and allocators settle
 
 
-class GraphedStep:
-    """`step(source, target)` -> the loss (a detached scalar); leaves the gradients in `p.grad` of `params`."""
+Forward = Callable[[torch.Tensor], torch.Tensor]
 
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], loss_fn: Callable,
+
+class GraphedStep:
+    """`step(batch)` -> the loss (a detached scalar); leaves the gradients in `p.grad` of `params`. `batch` is a
+    dict of tensors (a training method's prepared batch, n2n/methods/) and `step_loss(forward, batch)` the
+    method's loss; every tensor of the batch becomes a static input of the graph."""
+
+    def __init__(self, forward: Forward, step_loss: Callable[[Forward, dict[str, torch.Tensor]], torch.Tensor],
                  params: list[torch.nn.Parameter], autocast_dtype: torch.dtype | None = None,
                  warmup_steps: int = WARMUP_STEPS):
         self.forward = forward
-        self.loss_fn = loss_fn
+        self.step_loss = step_loss
         self.params = [p for p in params if p.requires_grad]
         self.autocast_dtype = autocast_dtype
         self.warmup_steps = warmup_steps
         self.graph: torch.cuda.CUDAGraph | None = None
         self.eager_steps = 0
-        self._source = self._target = self._loss = None
+        self._batch: dict[str, torch.Tensor] | None = None
+        self._loss: torch.Tensor | None = None
 
     @property
     def captured(self) -> bool:
         return self.graph is not None
 
-    def body(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def body(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         grads = [p.grad for p in self.params if p.grad is not None]
         if grads:
             torch._foreach_zero_(grads)  # in place: the graph keeps writing into these same tensors
-        # Lightning's own autocast caches the weights' low-precision copies; a graph must not reuse a copy made
-        # before the capture (it would train against frozen weights), hence a context of its own without the cache.
-        with torch.autocast(source.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None, cache_enabled=False):
-            output = self.forward(source)
-        loss = self.loss_fn(output, target)
+        device = batch["noisy"].device.type
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            # Lightning's own autocast caches the weights' low-precision copies; a graph must not reuse a copy made
+            # before the capture (it would train against frozen weights), hence a context of its own without it.
+            with torch.autocast(device, dtype=self.autocast_dtype or torch.bfloat16,
+                                enabled=self.autocast_dtype is not None, cache_enabled=False):
+                return self.forward(x)
+
+        loss = self.step_loss(forward, batch)
         loss.backward()
         return loss.detach()
 
-    def __call__(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if source.device.type != "cuda":
-            return self.body(source, target)
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        device = batch["noisy"].device
+        if device.type != "cuda":
+            return self.body(batch)
         if self.graph is None and self.eager_steps < self.warmup_steps:
             self.eager_steps += 1
             # warm-up work on a side stream, as PyTorch asks before a capture
-            side = torch.cuda.Stream(source.device)
-            side.wait_stream(torch.cuda.current_stream(source.device))
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(side):
-                loss = self.body(source, target)
-            torch.cuda.current_stream(source.device).wait_stream(side)
+                loss = self.body(batch)
+            torch.cuda.current_stream(device).wait_stream(side)
             return loss
         if self.graph is None:
-            self._capture(source, target)
-        if source.shape != self._source.shape or target.shape != self._target.shape:
-            raise ConfigError(f"perf.cuda_graph: the training batch changed shape ({tuple(self._source.shape)} -> "
-                              f"{tuple(source.shape)}); a graph replays fixed shapes. Use perf.cuda_graph=false")
-        self._source.copy_(source)
-        self._target.copy_(target)
+            self._capture(batch)
+        shapes = {k: tuple(v.shape) for k, v in batch.items()}
+        captured = {k: tuple(v.shape) for k, v in self._batch.items()}
+        if shapes != captured:
+            raise ConfigError(f"perf.cuda_graph: the training batch changed shape ({captured} -> {shapes}); a graph "
+                              f"replays fixed shapes. Use perf.cuda_graph=false")
+        for key, value in batch.items():
+            self._batch[key].copy_(value)
         self.graph.replay()
         return self._loss.clone()  # the graph overwrites its output at the next replay
 
-    def _capture(self, source: torch.Tensor, target: torch.Tensor) -> None:
+    def _capture(self, batch: dict[str, torch.Tensor]) -> None:
         missing = [p for p in self.params if p.grad is None]
         if missing:  # every gradient must exist before the capture, so that the graph writes into it in place
             raise RuntimeError(f"perf.cuda_graph: {len(missing)} parameter(s) got no gradient in the warm-up steps")
-        self._source = torch.empty_like(source)  # keeps channels-last strides
-        self._target = torch.empty_like(target)
-        self._source.copy_(source)
-        self._target.copy_(target)
+        self._batch = {k: torch.empty_like(v) for k, v in batch.items()}  # keeps channels-last strides
+        for key, value in batch.items():
+            self._batch[key].copy_(value)
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
-                self._loss = self.body(self._source, self._target)
+                self._loss = self.body(self._batch)
         except RuntimeError as exc:  # an operation that cannot be captured (a host sync, a CPU tensor...)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise N2NError(f"perf.cuda_graph: capturing the training step as a CUDA graph failed ({first}); "

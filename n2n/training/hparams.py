@@ -44,7 +44,7 @@ def flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
         # noisy sources (the course's pickles, your own captures): the noise options do not apply to them
         "noise": "in data" if _noisy_source(data.get("name")) else
                  f"{noise_name}({', '.join(f'{k}={v}' for k, v in noise.items())})",
-        "target": get("target"),
+        "method": get("method", "name") or {"noisy": "n2n", "clean": "n2c"}.get(get("target"), get("target")),
         "seed": get("seed"),
         "max_epochs": get("trainer", "max_epochs"),
         "max_steps": get("trainer", "max_steps"),

@@ -1,4 +1,6 @@
-"""The LightningModule: U-Net, loss against the target, PSNR/SSIM on validation (on 8-bit-rounded outputs)."""
+"""The LightningModule: the U-Net trained by a method (n2n/methods/), PSNR/SSIM on validation (on 8-bit-rounded
+outputs). The module knows no method in particular: the method turns each batch into its loss and says how the
+trained network is applied."""
 from __future__ import annotations
 
 import math
@@ -11,7 +13,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from n2n.config import require, section
 from n2n.errors import ConfigError
-from n2n.losses import build_loss
+from n2n.methods import method_for_config
 from n2n.metrics import psnr, quantize8
 from n2n.models.unet import build_unet
 from n2n.optim import build_optimizer, build_scheduler, lr_factor
@@ -68,7 +70,7 @@ def check_graph_trainer(trainer: L.Trainer) -> torch.dtype | None:
 class N2NModule(L.LightningModule):
     """`config` is the whole resolved training config (plain dicts, see n2n.config); it is saved in every
     checkpoint so that eval.py and `n2n denoise` rebuild the model from the checkpoint alone. Each part is
-    built from its own section: model, loss, optimizer, scheduler, perf."""
+    built from its own section: model, method (with the loss), optimizer, scheduler, perf."""
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
@@ -76,7 +78,7 @@ class N2NModule(L.LightningModule):
         self.optimizer_cfg = section(config, "optimizer")
         self.scheduler_cfg = section(config, "scheduler")
         self.net = build_unet(section(config, "model"))
-        self.loss_fn = build_loss(section(config, "loss"))
+        self.method = method_for_config(config)
         # Refuse bad optimiser/scheduler options now, not after data loading and the first epoch.
         build_optimizer(self.optimizer_cfg, [torch.nn.Parameter(torch.zeros(1))])
         lr_factor(self.scheduler_cfg)
@@ -91,7 +93,9 @@ class N2NModule(L.LightningModule):
         self.val_psnr_noisy = PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3))
         self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
         self.val_n2n_loss = MeanMetric()
+        self.val_self_loss = MeanMetric()
         self.loss_name = section(config, "loss").get("name")
+        self.val_seed = int(section(config, "data").get("val_seed", 0))
         self._grid_rows: list[list[torch.Tensor]] = []
         self._grid_captions: list[list[str]] = []
         self._grid_labels: tuple[str, ...] = COLUMNS
@@ -99,6 +103,15 @@ class N2NModule(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def inference_network(self) -> torch.nn.Module:
+        """The network as the method applies it (one pass, or an average over masks or re-corruptions)."""
+        return self.method.inference_network(self.net)
+
+    def _forward_train(self, x: torch.Tensor) -> torch.Tensor:
+        if self.perf["channels_last"]:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._train_forward(x)
 
     # ------------------------------------------------------------------------------------ training
     def on_fit_start(self) -> None:
@@ -111,7 +124,7 @@ class N2NModule(L.LightningModule):
         self._graphed_step = None
         if self.perf["cuda_graph"]:
             dtype = check_graph_trainer(self.trainer)
-            self._graphed_step = GraphedStep(self._train_forward, self.loss_fn, list(self.net.parameters()), dtype)
+            self._graphed_step = GraphedStep(self._forward_train, self.method.loss, list(self.net.parameters()), dtype)
             if self.device.type != "cuda" and self.trainer.is_global_zero:
                 print(f"perf.cuda_graph=true: the training device is {self.device.type}, not CUDA, so the step "
                       f"runs eagerly (same code, no graph)", flush=True)
@@ -119,20 +132,17 @@ class N2NModule(L.LightningModule):
     def on_train_start(self) -> None:
         self._total_steps = float(self.trainer.estimated_stepping_batches)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        source, target = batch
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if math.isfinite(self._total_steps) and self._total_steps > 0:
-            self.loss_fn.set_progress(min(1.0, self.global_step / self._total_steps))
-        if self.perf["channels_last"]:
-            source = source.contiguous(memory_format=torch.channels_last)
+            self.method.set_progress(min(1.0, self.global_step / self._total_steps))
         if self._graphed_step is not None:
-            loss = self._graphed_step(source, target)  # forward and backward done; Lightning steps the optimiser
+            loss = self._graphed_step(batch)  # forward and backward done; Lightning steps the optimiser
         else:
-            loss = self.loss_fn(self._train_forward(source), target)
+            loss = self.method.loss(self._forward_train, batch)
         if self._logs_this_step():
             # not prog_bar=True: Lightning would then copy the last logged value to the host after every step,
             # a device synchronisation per step; the progress bar reads it once per logging step instead
-            self.log("train/loss", loss, batch_size=source.shape[0])
+            self.log("train/loss", loss, batch_size=batch["noisy"].shape[0])
             self._pending_loss = loss.detach()
         return loss
 
@@ -173,10 +183,11 @@ class N2NModule(L.LightningModule):
 
     # ---------------------------------------------------------------------------------- validation
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """`noisy` is the input; against `clean` (where the data has it): val/psnr, val/ssim, val/psnr_noisy;
-        against `other`, an independent noisy copy (data without clean images): val/n2n_loss, whose expectation
-        is the loss against the clean image plus a constant (the noise's variance for l2), so it ranks
-        checkpoints as the clean loss would (docs/own-data.md)."""
+        """`noisy` is the input, denoised as the method's inference rule says; against `clean` (where the data has
+        it): val/psnr, val/ssim, val/psnr_noisy; against `other`, an independent noisy copy (data without clean
+        images): val/n2n_loss, whose expectation is the loss against the clean image plus a constant (the noise's
+        variance for l2), so it ranks checkpoints as the clean loss would (docs/own-data.md). With neither (one
+        capture per scene): val/self_loss, the method's own training loss on the held-out images."""
         noisy = batch["noisy"]
         n = noisy.shape[0]
         # The network and the metrics in float32 even under mixed precision: then val/psnr is what eval.py
@@ -184,9 +195,12 @@ class N2NModule(L.LightningModule):
         # 8-bit levels k/255 exactly, and SSIM's Gaussian filter is a convolution that autocast would run in
         # bfloat16. (Weights stored in half precision, trainer.precision=bf16-true, keep their dtype.)
         with torch.autocast(self.device.type, enabled=False):
-            output = self.net(noisy.to(next(self.net.parameters()).dtype))
+            noisy = noisy.to(next(self.net.parameters()).dtype)
+            output = self.inference_network()(noisy)
             denoised = quantize8(output.float())
             reference = batch.get("clean")
+            if reference is None and "other" not in batch:
+                self.val_self_loss(self._self_loss(noisy, batch_idx), weight=n)
             if reference is not None:
                 self.val_psnr(denoised, reference)
                 self.val_psnr_noisy(quantize8(noisy), reference)
@@ -200,12 +214,25 @@ class N2NModule(L.LightningModule):
             self.log("val/ssim", self.val_ssim, batch_size=n)
         if "other" in batch:
             self.log("val/n2n_loss", self.val_n2n_loss, prog_bar="clean" not in batch, batch_size=n)
+        if reference is None:
+            self.log("val/self_loss", self.val_self_loss, prog_bar=True, batch_size=n)
         for i in range(min(n, self.num_logged_images - len(self._grid_rows))):
-            row = [quantize8(noisy[i].float()).cpu(), denoised[i].cpu(), reference[i].float().clamp(0, 1).cpu()]
+            row = [quantize8(noisy[i].float()).cpu(), denoised[i].cpu()]
+            if reference is not None:
+                row.append(reference[i].float().clamp(0, 1).cpu())
             self._grid_rows.append(row)
             # PSNR against a clean image only: against a noisy copy it would not mean "quality"
             self._grid_captions.append([psnr_caption(psnr(im, row[2])) if "clean" in batch else "" for im in row[:2]])
-            self._grid_labels = COLUMNS if "clean" in batch else ("noisy", "denoised", "other noisy copy")
+            self._grid_labels = (COLUMNS if "clean" in batch else ("noisy", "denoised", "other noisy copy")
+                                 if reference is not None else ("noisy", "denoised"))
+
+    def _self_loss(self, noisy: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        """The method's training loss on a held-out image, with its random draws seeded by the image's place:
+        the same masks in every validation, so the curve moves only with the network. Cropped to even sides
+        (methods that sub-sample 2 x 2 cells)."""
+        noisy = noisy[..., : noisy.shape[-2] // 2 * 2, : noisy.shape[-1] // 2 * 2]
+        generator = torch.Generator(device=noisy.device).manual_seed(self.val_seed * 1_000_003 + batch_idx)
+        return self.method.loss(self.net, self.method.prepare({"noisy": noisy}, generator)).float()
 
     def _n2n_loss(self, output: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         """Mean absolute error for loss=l1 (median-preserving noise), else mean squared error."""

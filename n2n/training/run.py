@@ -96,8 +96,8 @@ def check_launch(trainer: L.Trainer, context: RunContext) -> None:
 
 def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[Callback] = ()) -> float:
     """Train one model from a resolved config (n2n.config.resolve_train_config); returns the best value of the
-    checkpoint's monitor (val/psnr; val/n2n_loss for data without clean validation images; NaN if validation
-    never ran). `extra_callbacks` run before n2n's own (tests, notebooks)."""
+    checkpoint's monitor (val/psnr; val/n2n_loss or val/self_loss for data without clean validation images; NaN
+    if validation never ran). `extra_callbacks` run before n2n's own (tests, notebooks)."""
     run_dir = context.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = config["ckpt_path"]
@@ -121,8 +121,8 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
 
     # Everything that reads files or checks options happens here, before any training starts.
     datamodule = N2NDataModule(config)
-    if not datamodule.has_clean_validation:
-        follow_n2n_loss(config)
+    if datamodule.validation_metric != "val/psnr":
+        follow_validation_loss(config, datamodule.validation_metric)
     module = N2NModule(config)
     # read with the weights-only unpickler and compared with this model before Lightning loads it
     resume_notes = check_resume(ckpt_path, config, module) if ckpt_path else []
@@ -150,8 +150,8 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
         write_metrics(run_dir, metrics)
     log_hparams(trainer, config, metrics)  # TensorBoard's HParams view compares the runs of a sweep
     if trainer.is_global_zero:
-        if metrics.get("monitor") == "val/n2n_loss":
-            best = f"best val/n2n_loss {metrics['best_score']:.6f}"
+        if metrics.get("monitor") in ("val/n2n_loss", "val/self_loss"):
+            best = f"best {metrics['monitor']} {metrics['best_score']:.6f}"
         else:
             best = (f"best val/psnr {metrics['best_val_psnr']:.3f} dB "
                     f"(noisy input {metrics.get('val_psnr_noisy', float('nan')):.3f} dB)")
@@ -184,16 +184,22 @@ def already_finished(config: Mapping[str, Any], context: RunContext) -> dict[str
     return metrics if done else None
 
 
-def follow_n2n_loss(config: dict[str, Any]) -> None:
+#: What the validation losses are, for the message that says the checkpoints follow one.
+_VALIDATION_LOSSES = {"val/n2n_loss": "the loss against an independent noisy copy",
+                      "val/self_loss": "the method's own loss on the held-out noisy images"}
+
+
+def follow_validation_loss(config: dict[str, Any], metric: str) -> None:
     """Validation data without clean images has no val/psnr: the checkpoint and early stopping that followed it
-    follow val/n2n_loss instead (lower is better), in place, so that config.yaml records it."""
+    follow `metric` (val/n2n_loss or val/self_loss, lower is better) instead, in place, so that config.yaml
+    records it."""
     changed = []
     for key in ("checkpoint", "early_stopping"):
         options = config["callbacks"].get(key)
         if isinstance(options, dict) and options.get("monitor") == "val/psnr":
-            options.update(monitor="val/n2n_loss", mode="min")
+            options.update(monitor=metric, mode="min")
             changed.append(f"callbacks.{key}")
     if changed:
         verb = "follow" if len(changed) > 1 else "follows"
-        print(f"no clean validation images: {' and '.join(changed)} {verb} val/n2n_loss (the loss against an "
-              f"independent noisy copy, lower is better) instead of val/psnr", flush=True)
+        print(f"no clean validation images: {' and '.join(changed)} {verb} {metric} ({_VALIDATION_LOSSES[metric]}, "
+              f"lower is better) instead of val/psnr", flush=True)

@@ -75,7 +75,7 @@ def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(ddp_run, one_thr
         for generator in self._test_rank_generators:
             self._generator = generator  # what draw_train_batch draws from
             parts.append(original(self, device))
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
     monkeypatch.setattr(N2NDataModule, "draw_train_batch", both_ranks)
     single_dir = tmp_path / "single"

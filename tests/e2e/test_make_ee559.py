@@ -78,7 +78,7 @@ def test_writes_the_course_format_that_data_ee559_reads(tmp_path, folders):
     dm = N2NDataModule(OmegaConf.to_container(cfg, resolve=True))
     dm.setup("fit")
     assert dm.num_train == 300 and len(dm.val_pairs) == 20
-    source, target = dm.draw_train_batch(torch.device("cpu"))
+    source, target = dm.draw_train_batch(torch.device("cpu")).values()
     assert source.shape == target.shape == (8, 3, 32, 32) and 0 <= source.min() and source.max() <= 1
 
 

@@ -107,7 +107,7 @@ def test_each_step_draws_two_different_frames_of_one_scene(tmp_path):
     dm.setup("fit")
     pairs = set()
     for _ in range(4):
-        source, target = dm.draw_train_batch(torch.device("cpu"))
+        source, target = dm.draw_train_batch(torch.device("cpu")).values()
         a = (source[:, 0, 0, 0] * 255).round().long() // 10
         b = (target[:, 0, 0, 0] * 255).round().long() // 10
         assert bool((a != b).all())
@@ -123,7 +123,7 @@ def test_even_odd_split_trains_on_half_averages(tmp_path):
         tifffile.imwrite(folder / f"{scene}.tif", np.stack([np.full((40, 40), 10 * k, np.uint8) for k in range(4)]))
     dm = N2NDataModule(stacks_config(folder, "aug=none", "data.batch_size=16", "data.frame_split=even_odd"))
     dm.setup("fit")
-    source, target = dm.draw_train_batch(torch.device("cpu"))
+    source, target = dm.draw_train_batch(torch.device("cpu")).values()
     levels = {round(float(v) * 255) for v in torch.cat([source, target])[:, 0, 0, 0]}
     assert levels == {10, 20}  # (0 + 20) / 2 and (10 + 30) / 2
     with pytest.raises(ConfigError, match="data.frame_split=halves is not allowed: it must be random | even_odd"):
@@ -139,7 +139,7 @@ def test_16_bit_values_keep_their_depth(tmp_path):
     dm = N2NDataModule(resolved(["data=pairs", f"data.dir_a={tmp_path / 'A'}", f"data.dir_b={tmp_path / 'B'}",
                                  "data.val_fraction=0.5", "data.crop_size=32", "aug=none"]))
     dm.setup("fit")
-    source, _ = dm.draw_train_batch(torch.device("cpu"))
+    source, _ = dm.draw_train_batch(torch.device("cpu")).values()
     levels = torch.unique((source * 65535).round())
     assert len(levels) > 100 and float(source.max()) < 200 / 65535 + 1e-6
 
@@ -185,7 +185,7 @@ def test_bad_stacks_and_missing_validation_are_refused(tmp_path):
         N2NDataModule(resolved(["data=stacks", f"data.dir={folder}"]))
     with pytest.raises(ConfigError, match="data=pairs needs validation pairs"):
         N2NDataModule(resolved(["data=pairs", "data.dir_a=A", "data.dir_b=B"]))
-    with pytest.raises(ConfigError, match="target=clean needs clean training images"):
+    with pytest.raises(ConfigError, match="method=n2c \\(Noise2Clean\\) needs clean training images"):
         N2NDataModule(stacks_config(folder, "target=clean"))
 
 

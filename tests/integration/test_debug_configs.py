@@ -47,7 +47,7 @@ def test_overfit_redraws_the_same_batches(images):
     batches = []
     for step in range(4):
         dm.trainer.global_step = step
-        batches.append(dm.draw_train_batch(torch.device("cpu"))[0])
+        batches.append(dm.draw_train_batch(torch.device("cpu"))["noisy"])
     assert torch.equal(batches[0], batches[2]) and torch.equal(batches[1], batches[3])
     assert not torch.equal(batches[0], batches[1])
 

@@ -16,9 +16,12 @@ from helpers.runs import run_in_process, tiny
 from n2n.errors import ConfigError, DivergenceError
 from n2n.losses import build_loss
 from n2n.models.unet import UNet
+from n2n.methods import build_method
 from n2n.training.graphed_step import GraphedStep
 from n2n.training.module import check_graph_trainer, check_perf
 
+
+N2N = build_method({"name": "n2n"}).bind(build_loss({"name": "l2"}))  # the step computes its loss
 
 def train_twice(tmp_path, overrides):
     """Final metrics and weights of the same run without and with perf.cuda_graph."""
@@ -61,10 +64,10 @@ def test_body_leaves_the_gradients_of_a_fresh_backward():
     """Gradients are zeroed in place, not accumulated across steps."""
     torch.manual_seed(0)
     net = UNet()
-    step = GraphedStep(net, build_loss({"name": "l2"}), list(net.parameters()))
+    step = GraphedStep(net, N2N.loss, list(net.parameters()))
     x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     for _ in range(3):
-        loss = step(x, y)
+        loss = step({"noisy": x, "other": y})
     grads = [p.grad.clone() for p in net.parameters()]
     net.zero_grad(set_to_none=True)
     reference = torch.nn.functional.mse_loss(net(x), y)
@@ -112,14 +115,14 @@ def test_captured_graph_matches_eager_steps_on_cuda():
     nets = [UNet().to(dev) for _ in range(2)]
     nets[1].load_state_dict(nets[0].state_dict())
     opts = [torch.optim.SGD(n.parameters(), lr=0.01, momentum=0.9, fused=True) for n in nets]
-    graphed = GraphedStep(nets[1], build_loss({"name": "l2"}), list(nets[1].parameters()))
+    graphed = GraphedStep(nets[1], N2N.loss, list(nets[1].parameters()))
     for i in range(8):
         x, y = torch.rand(4, 3, 32, 32, device=dev), torch.rand(4, 3, 32, 32, device=dev)
         opts[0].zero_grad()
         ref = torch.nn.functional.mse_loss(nets[0](x), y)
         ref.backward()
         opts[0].step()
-        loss = graphed(x, y)
+        loss = graphed({"noisy": x, "other": y})
         opts[1].step()
         assert loss.item() == pytest.approx(ref.item(), rel=1e-4)
     assert graphed.captured
@@ -179,9 +182,9 @@ def test_a_failed_capture_says_how_to_train_without_the_graph(monkeypatch):
 
     torch.manual_seed(0)
     net = UNet()
-    step = GraphedStep(net, build_loss({"name": "l2"}), list(net.parameters()))
+    step = GraphedStep(net, N2N.loss, list(net.parameters()))
     x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
-    step(x, y)  # the gradients exist, as after the warm-up steps
+    step({"noisy": x, "other": y})  # the gradients exist, as after the warm-up steps
 
     class RefusedCapture:
         def __init__(self, graph):

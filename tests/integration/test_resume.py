@@ -70,10 +70,10 @@ def test_datamodule_generator_state_is_restored(images):
     b = N2NDataModule(config)
     b.setup("fit")
     fresh = b.draw_train_batch(torch.device("cpu"))
-    assert not torch.equal(fresh[0], expected[0])  # without the state the next batch differs
+    assert not torch.equal(fresh["noisy"], expected["noisy"])  # without the state the next batch differs
     b.load_state_dict(state)
     restored = b.draw_train_batch(torch.device("cpu"))
-    assert torch.equal(restored[0], expected[0]) and torch.equal(restored[1], expected[1])
+    assert torch.equal(restored["noisy"], expected["noisy"]) and torch.equal(restored["other"], expected["other"])
 
 
 @pytest.mark.parametrize("signum,step", [

@@ -43,7 +43,7 @@ def test_crop_bank_gathers_the_same_pixels_as_slicing():
 def test_folder_batches_are_noisy_pairs_of_one_clean_crop(image_dirs):
     dm = N2NDataModule(folder_config(*image_dirs))
     dm.setup("fit")
-    src, tgt = dm.draw_train_batch(torch.device("cpu"))
+    src, tgt = dm.draw_train_batch(torch.device("cpu")).values()
     assert src.shape == tgt.shape == (6, 3, 32, 32) and src.dtype == torch.float32
     diff = (src - tgt).std().item()
     assert abs(diff - (2 ** 0.5) * 25 / 255) < 0.02  # two independent sigma-25 noises
@@ -53,7 +53,7 @@ def test_folder_batches_are_noisy_pairs_of_one_clean_crop(image_dirs):
 def test_noise2clean_target_is_the_clean_crop(image_dirs):
     dm = N2NDataModule({**folder_config(*image_dirs), "target": "clean"})
     dm.setup("fit")
-    src, tgt = dm.draw_train_batch(torch.device("cpu"))
+    src, tgt = dm.draw_train_batch(torch.device("cpu")).values()
     assert abs((src - tgt).std().item() - 25 / 255) < 0.015
     assert tgt.min() >= 0 and tgt.max() <= 1
     assert torch.allclose(tgt * 255, (tgt * 255).round(), atol=1e-4)  # clean pixels are 8-bit values
@@ -81,7 +81,7 @@ def test_ee559_epoch_visits_every_pair_once(ee559_files):
     assert len(dm.train_dataloader()) == 8
     seen = []
     for _ in range(8):
-        src, tgt = dm.draw_train_batch(torch.device("cpu"))
+        src, tgt = dm.draw_train_batch(torch.device("cpu")).values()
         for s in src:
             seen.append(next(i for i in range(len(a)) if torch.equal((s * 255).round().to(torch.uint8), a[i])))
     assert sorted(seen) == list(range(64))
@@ -98,7 +98,7 @@ def test_resumed_state_draws_the_same_batches(image_dirs):
     other.setup("fit")
     other.load_state_dict(state)
     got = other.draw_train_batch(torch.device("cpu"))
-    assert torch.equal(expected[0], got[0]) and torch.equal(expected[1], got[1])
+    assert torch.equal(expected["noisy"], got["noisy"]) and torch.equal(expected["other"], got["other"])
 
 
 @pytest.mark.parametrize("change,message", [
@@ -113,11 +113,11 @@ def test_bad_data_options_are_refused(image_dirs, change, message):
                                                    for k, v in change.items())))
 
 
-def test_bad_target_and_clean_target_without_clean_data(image_dirs, ee559_files):
-    with pytest.raises(ConfigError, match="target='both'"):
-        N2NDataModule({**folder_config(*image_dirs), "target": "both"})
+def test_bad_method_and_clean_target_without_clean_data(image_dirs, ee559_files):
+    with pytest.raises(ConfigError, match="method.name='both' is not known"):
+        N2NDataModule({**folder_config(*image_dirs), "method": {"name": "both"}})
     with pytest.raises(ConfigError, match="data=ee559 does not have"):
-        N2NDataModule(ee559_config(*ee559_files, "target=clean"))
+        N2NDataModule(ee559_config(*ee559_files, "method=n2c"))
 
 
 def test_too_small_images_and_channel_mismatch(tmp_path, image_dirs, ee559_files):
@@ -140,13 +140,13 @@ def test_resumed_data_parallel_processes_draw_different_batches(image_dirs):
                                      strategy=SimpleNamespace(root_device=torch.device("cpu")))
         dm.setup("fit")
         dm.load_state_dict(state)
-        return dm.draw_train_batch(torch.device("cpu"))[0]
+        return dm.draw_train_batch(torch.device("cpu"))["noisy"]
 
     first = N2NDataModule(folder_config(*image_dirs))
     first.setup("fit")
     first.draw_train_batch(torch.device("cpu"))
     state = first.state_dict()
-    expected = first.draw_train_batch(torch.device("cpu"))[0]
+    expected = first.draw_train_batch(torch.device("cpu"))["noisy"]
     assert torch.equal(process(0, state), expected)  # process 0 continues exactly
     assert not torch.equal(process(1, state), expected)
     assert torch.equal(process(1, state), process(1, state))  # and the others reseed deterministically

@@ -57,6 +57,7 @@ class DataSource:
     options: ClassVar[frozenset[str]] = frozenset()
     clean_train: ClassVar[bool] = True
     random_crops: ClassVar[bool] = True
+    frames_per_scene: ClassVar[int] = 2  #: noisy sources: 1 for single captures (data=singles), else 2 or more
 
     def __init__(self, cfg: Mapping[str, Any], channels: int):
         self.cfg = dict(cfg)

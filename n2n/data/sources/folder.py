@@ -14,7 +14,7 @@ from n2n.image_files import IMAGE_EXTENSIONS, read_training_image
 
 class ImageFolder(DataSource):
     name = "folder"
-    options = frozenset({"train_dir", "val_dir", "crop_size"})
+    options = frozenset({"train_dir", "val_dir", "crop_size", "noise_draws"})
 
     def train_images(self) -> list[torch.Tensor]:
         names, images = load_image_folder(self.cfg.get("train_dir"), self.channels, "data.train_dir")

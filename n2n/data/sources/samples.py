@@ -18,7 +18,7 @@ PHOTOS = ("astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass",
 
 class SamplePhotos(DataSource):
     name = "samples"
-    options = frozenset({"train_images", "val_images", "crop_size"})
+    options = frozenset({"train_images", "val_images", "crop_size", "noise_draws"})
 
     def train_images(self) -> list[torch.Tensor]:
         names = list(self.cfg.get("train_images") or [])
