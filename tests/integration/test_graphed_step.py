@@ -15,11 +15,10 @@ import torch
 from helpers.runs import run_in_process, tiny
 from n2n.errors import ConfigError, DivergenceError
 from n2n.losses import build_loss
-from n2n.models.unet import UNet
 from n2n.methods import build_method
+from n2n.models.unet import UNet
 from n2n.training.graphed_step import GraphedStep
 from n2n.training.module import check_graph_trainer, check_perf
-
 
 N2N = build_method({"name": "n2n"}).bind(build_loss({"name": "l2"}))  # the step computes its loss
 
