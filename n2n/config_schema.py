@@ -122,7 +122,7 @@ STEPS_OR_NULL = Int(1, null=True)
 PROBABILITY_OR_RANGE = Option("number_or_range", 0, 1)
 
 _DATA = {
-    "data.name": Choice("samples", "folder", "ee559", "pairs", "stacks"),
+    "data.name": Choice("samples", "folder", "ee559", "pairs", "stacks", "singles"),
     "data.channels": Choice(1, 3),
     "data.crop_size": Int(32),
     "data.batch_size": BATCH,
