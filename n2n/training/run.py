@@ -148,7 +148,7 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
     metrics = run_metrics(trainer, callbacks, "finished", seconds)
     if trainer.is_global_zero:
         write_metrics(run_dir, metrics)
-    log_hparams(trainer, config, metrics)  # TensorBoard's HParams view compares the runs of a sweep
+    log_hparams(trainer, config, metrics, context.overrides)  # TensorBoard's HParams view compares the runs of a sweep
     if trainer.is_global_zero:
         if metrics.get("monitor") == "val/n2n_loss":
             best = f"best val/n2n_loss {metrics['best_score']:.6f}"
