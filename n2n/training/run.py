@@ -157,6 +157,8 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
                     f"(noisy input {metrics.get('val_psnr_noisy', float('nan')):.3f} dB)")
         print(f"{best} after {metrics['global_step']} steps, {metrics['train_seconds']:.0f} s; run folder {run_dir}",
               flush=True)
+        if config.get("note"):
+            print(f"note: {config['note']}", flush=True)
     return metrics["best_score"]
 
 
