@@ -247,6 +247,7 @@ _TOP = {
     "overwrite": BOOL,
     "log_images": Int(0),
     "print_config": BOOL,
+    "note": Option("str", null=True),
     "logger.name": Choice("tensorboard", "csv", "mlflow", "wandb", "none"),
     "logger.tracking_uri": Option("str", null=True),  # mlflow: a file:, sqlite:, http(s): ... URI
     "logger.experiment_name": Option("str", null=True),

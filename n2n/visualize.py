@@ -12,25 +12,31 @@ from PIL import Image, ImageDraw, ImageFont
 
 COLUMNS = ("noisy", "denoised", "clean")
 _TEXT_SIZE = 14
+#: The width TensorBoard's Time Series tab shows an image at by default (its cards are about 400 px wide; the
+#: image is scaled to fit): grids made for it get text that reads at that width (`shown_width`).
+TENSORBOARD_CARD_WIDTH = 400
 
 
 def comparison_grid(rows: Sequence[Sequence[torch.Tensor]], max_side: int = 256, min_side: int = 128,
                     labels: Sequence[str] = COLUMNS, captions: Sequence[Sequence[str]] | None = None,
-                    gap: int = 4) -> torch.Tensor:
+                    gap: int = 4, shown_width: int | None = None) -> torch.Tensor:
     """One row per image, its versions C x H x W in [0, 1] side by side (centre-cropped to `max_side`,
     enlarged by a whole factor with nearest neighbours up to `min_side`, so that pixels stay pixels), under a
     header naming the columns (`labels`), each image with its caption below (`captions[row][column]`, e.g.
-    "20.17 dB"). Returns C x H x W in [0, 1] with C the images' channels."""
+    "20.17 dB"). `shown_width`: the width the grid will be shown at, scaled to fit (TensorBoard's image cards
+    are about 400 px wide): the text is enlarged so that it still reads at 14 px there.
+    Returns C x H x W in [0, 1] with C the images' channels."""
     channels = rows[0][0].shape[0]
     cells = [[_fit(im, max_side, min_side) for im in row] for row in rows]
-    text_h = _TEXT_SIZE + 6
     col_w = [max(row[j].shape[-1] for row in cells if j < len(row)) for j in range(max(map(len, cells)))]
     width = sum(col_w) + gap * (len(col_w) + 1)
+    text_size = max(_TEXT_SIZE, round(_TEXT_SIZE * width / shown_width)) if shown_width else _TEXT_SIZE
+    text_h = text_size + 6
     heights = [max(c.shape[-2] for c in row) + (text_h if captions else 0) for row in cells]
     height = text_h + sum(heights) + gap * len(rows) + gap
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
-    font = _font()
+    font = _font(text_size)
     x = gap
     for j, w in enumerate(col_w):
         if j < len(labels):
@@ -64,9 +70,9 @@ def _to_rgb8(image: torch.Tensor) -> np.ndarray:
     return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
 
 
-def _font() -> ImageFont.ImageFont:
+def _font(size: int = _TEXT_SIZE) -> ImageFont.ImageFont:
     try:
-        return ImageFont.load_default(size=_TEXT_SIZE)  # Pillow's bundled font (needs FreeType)
+        return ImageFont.load_default(size=size)  # Pillow's bundled font (needs FreeType)
     except (TypeError, OSError, ImportError):  # older Pillow or no FreeType: the small bitmap font
         return ImageFont.load_default()
 

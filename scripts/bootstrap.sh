@@ -83,3 +83,5 @@ if [[ $torch_now != "$TORCH_VERSION"* ]]; then
     say "warning: torch is $torch_now, not $TORCH_VERSION"
 fi
 say "ready: $VENV (torch $torch_now, n2n installed from $PWD)"
+# make runs everything through $VENV/bin; commands typed by hand (n2n, python train.py, tensorboard) need it active
+say "to run n2n, python train.py and tensorboard yourself: . $VENV/bin/activate (once per shell); make help lists shortcuts"

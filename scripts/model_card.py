@@ -4,7 +4,7 @@
     python scripts/model_card.py bundle RUN_DIR NAME --summary "..." [--default]
     # 2. PSNR/SSIM of every bundled model on CBSD68 and Set14 at sigma 15, 25 and 50 (eval.py's own code),
     #    written into models.json and printed as the Markdown table of docs/pretrained.md
-    python scripts/model_card.py score --data ../shared/data
+    python scripts/model_card.py score --data data
 
 Scoring runs `n2n.inference.evaluate.evaluate` on configs composed from conf/eval.yaml, exactly as
 `python eval.py model=NAME data=folder data.val_dir=DIR data.channels=C noise=gaussian noise.sigma=S` does.
@@ -133,7 +133,7 @@ def main() -> None:
     b.add_argument("--machine", default=None, help="where it was trained (default: this machine)")
     b.set_defaults(func=bundle)
     s = sub.add_parser("score", help="score the bundled models on the test sets")
-    s.add_argument("--data", required=True, help="folder holding CBSD68/ and Set14/ (../shared/data)")
+    s.add_argument("--data", required=True, help="folder holding CBSD68/ and Set14/ (docs/data.md: where to get them)")
     s.add_argument("--names", nargs="*", default=None, help="models to score (default: all)")
     s.add_argument("--sets", nargs="*", default=list(TEST_SETS))
     s.add_argument("--sigmas", nargs="*", type=int, default=list(SIGMAS))

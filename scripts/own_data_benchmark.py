@@ -16,7 +16,7 @@ each validated on the same noisy test pairs with their clean images (val/psnr an
 validation, from Lightning's CSV log), and scores each final model with eval.py on all test pairs. It prints a
 Markdown table and writes it, with the raw numbers, to OUT/own_data.md and OUT/own_data.json.
 
-    python scripts/own_data_benchmark.py ../shared/data/CBSD432 ../shared/data/CBSD68 OUT --steps 600
+    python scripts/own_data_benchmark.py data/CBSD432 data/CBSD68 OUT --steps 600   # docs/data.md: the photos
 """
 from __future__ import annotations
 

@@ -63,6 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "small network trained on the image alone (minutes per image on a CPU; whole images, no tiles)")
     p.add_argument("--zero-shot-steps", type=Bounded(int, 1), default=None, metavar="N",
                    help="fitting steps per image with --zero-shot (default 2000, conf/method/zsn2n.yaml)")
+    p.add_argument("--strength", type=Bounded(float, 0, 1), default=1.0, metavar="S",
+                   help="how much of the denoised image to keep, 0..1: S x denoised + (1 - S) x input; below 1 "
+                   "some of the input's grain and texture stays (0 = the input unchanged; default %(default)s)")
     p.add_argument("--suffix", default=None, help="appended to each output's file name before the extension "
                    "(default: none with -o, _denoised without)")
     p.set_defaults(func=run)
@@ -89,7 +92,7 @@ def collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
         else:
             found = []
         if not found:
-            missing.append(item)
+            missing.append(why_missing(item))
         files.extend(found)
     seen: set[Path] = set()
     unique = []
@@ -99,6 +102,19 @@ def collect_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
             seen.add(key)
             unique.append(f)
     return unique, missing
+
+
+def why_missing(item: str) -> str:
+    """`item` and why it gave no image: it does not exist, is a folder without images, or a pattern that matched
+    no file."""
+    from n2n.image_files import IMAGE_EXTENSIONS
+
+    path = Path(item)
+    if path.is_dir():
+        return f"{item}: a folder with no image files (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+    if glob.has_magic(item):
+        return f"{item}: no file matches this pattern"
+    return f"{item}: no such file or folder"
 
 
 def plan_outputs(files: Sequence[Path], outdir: Path | None, suffix: str = "") -> list[tuple[Path, Path]]:
@@ -124,9 +140,10 @@ def plan_outputs(files: Sequence[Path], outdir: Path | None, suffix: str = "") -
     return pairs
 
 
-def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: int | None, overlap: int) -> None:
-    """Read, denoise and write one image with the runner `pick(colour channels)` returns; DataError (naming the
-    file) if it cannot be read or written."""
+def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: int | None, overlap: int,
+                 strength: float = 1.0) -> Callable:
+    """Read, denoise and write one image with the runner `pick(colour channels)` returns, and return that runner;
+    DataError (naming the file) if it cannot be read or written."""
     from n2n.image_files import read_image, to_model_input, write_image
     from n2n.inference.tiling import denoise_tensor
 
@@ -135,10 +152,10 @@ def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: in
     runner = pick(channels)
     x, restore = to_model_input(image, int(runner.in_channels), info.has_alpha)
     del image  # restore() keeps what it needs (the alpha plane)
-    whole = getattr(runner, "denoise_image", None)  # zero-shot: fitted to the whole image, never tiled
-    y = whole(x) if whole is not None else denoise_tensor(runner, x, tile=tile, overlap=overlap)
+    y = denoise_tensor(runner, x, tile=tile, overlap=overlap, strength=strength)
     del x  # a full-size float copy: free it before restore() makes its own (24 MP RGB: 288 MB each)
     write_image(dst, restore(y), icc_profile=info.icc_profile)  # atomic: never a half-written output
+    return runner
 
 
 def split_model(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -159,6 +176,9 @@ class DefaultModels:
         self.device, self.precision = device, precision
         self.runners: dict[str, Callable] = {}
 
+    def name(self, runner: Callable) -> str:
+        return next(name for name, r in self.runners.items() if r is runner)
+
     def __call__(self, image_channels: int) -> Callable:
         from n2n.inference.runners import load_runner
         from n2n.pretrained import default_model
@@ -175,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
         import torch
         from tqdm import tqdm
 
-        from n2n.image_files import IMAGE_EXTENSIONS
         from n2n.inference.runners import load_runner
         from n2n.inference.tiling import check_tiling
 
@@ -189,8 +208,7 @@ def run(args: argparse.Namespace) -> int:
             check_tiling(tile, args.overlap)
         files, missing = collect_inputs(inputs)
         if not files:
-            raise DataError(f"no images found in {' '.join(inputs) or '(no INPUT given)'} "
-                            f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            raise DataError("; ".join(missing) if missing else "no INPUT given")
         suffix = args.suffix if args.suffix is not None else ("" if args.outdir else "_denoised")
         pairs = plan_outputs(files, Path(args.outdir) if args.outdir else None, suffix)
         precision = getattr(args, "precision", "auto")
@@ -203,12 +221,15 @@ def run(args: argparse.Namespace) -> int:
             from n2n.inference.zero_shot import ZeroShotRunner
 
             pick = lambda channels: ZeroShotRunner(1 if channels == 1 else 3, args.zero_shot_steps)  # noqa: E731
+            model_name = lambda runner: f"zero-shot ({runner.method.steps} steps)"  # noqa: E731
         elif model is None:
             pick = DefaultModels(args.device, precision)
             pick(3)  # a missing or broken bundled model stops here, before any output
+            model_name = pick.name
         else:
             runner = load_runner(model, args.device, precision)
             pick = lambda channels: runner  # noqa: E731 - one model for every image
+            model_name = lambda runner: str(model)  # noqa: E731
         if args.outdir:
             Path(args.outdir).mkdir(parents=True, exist_ok=True)
     except (N2NError, ValueError, OSError) as exc:
@@ -216,11 +237,17 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     failed = list(missing)
-    for item in missing:
-        fail(f"skipped {item}: no such file, folder or matching image")
+    used_names: list[str] = []
+    strength = getattr(args, "strength", 1.0)
+    strength_note = f", strength {strength:g}" if strength < 1 else ""
+    for reason in missing:
+        fail(f"skipped {reason}")
     for src, dst in tqdm(pairs, desc="denoising", unit="image", disable=len(pairs) < 2, file=sys.stderr):
         try:
-            denoise_file(pick, src, dst, tile, args.overlap)
+            used = denoise_file(pick, src, dst, tile, args.overlap, strength)
+            used_names.append(model_name(used))
+            # one line per file written, on stdout (scripts read it; the progress bar and errors go to stderr)
+            tqdm.write(f"wrote {dst} (from {src}; model {used_names[-1]}{strength_note})", file=sys.stdout)
         except N2NError as exc:
             failed.append(str(src))
             fail(f"skipped: {exc}" if str(src) in str(exc) else f"skipped {src}: {exc}")
@@ -231,5 +258,7 @@ def run(args: argparse.Namespace) -> int:
                 torch.cuda.empty_cache()  # give the next image the memory back
     done = len(pairs) - (len(failed) - len(missing))
     where = Path(args.outdir) if args.outdir else f"beside the inputs (suffix {suffix})"
-    print(f"wrote {done} image(s) to {where}" + (f"; {len(failed)} failed" if failed else ""), file=sys.stderr)
+    models = f" with model {', '.join(dict.fromkeys(used_names))}{strength_note}" if used_names else ""
+    print(f"wrote {done} image(s) to {where}{models}"
+          + (f"; {len(failed)} failed" if failed else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK

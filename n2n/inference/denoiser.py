@@ -3,6 +3,7 @@
     import n2n
     model = n2n.load("gaussian-blind")   # a bundled model's name, or a .ckpt / .safetensors / .onnx file
     clean = model(noisy)                 # NumPy array, PIL image or torch tensor in; the same type out
+    softer = model(noisy, strength=0.7)  # 70 % denoised, 30 % the input: keeps some grain and texture
 
 Images of any size are denoised whole up to `tile` pixels a side and in overlapping tiles beyond (the same
 tiling as `n2n denoise`, within 1/255 of the whole-image result).
@@ -17,31 +18,34 @@ import torch
 
 from n2n.image_files import to_model_input
 from n2n.inference.runners import load_runner
-from n2n.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, denoise_tensor
+from n2n.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_strength, denoise_tensor
 
 #: PIL modes taken as they are (the output has the same mode); palette images come back as RGB(A).
 _PIL_MODES = {"L": np.uint8, "LA": np.uint8, "RGB": np.uint8, "RGBA": np.uint8, "I;16": np.uint16}
 
 
 class Denoiser:
-    """A loaded model: call it on an image to denoise it (see `denoise`)."""
+    """A loaded model: call it on an image to denoise it (see `denoise`). `strength` (0..1, default 1) is the
+    share of the denoised image in the result, the rest being the input (see n2n.inference.tiling.denoise_tensor)."""
 
     def __init__(self, runner: Callable[[torch.Tensor], torch.Tensor], name: str,
-                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
+                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, strength: float = 1.0):
         self.runner = runner
         self.name = name
         self.channels = int(runner.in_channels)
         self.tile = tile
         self.overlap = overlap
+        self.strength = check_strength(strength)
 
     def __repr__(self) -> str:
         return f"Denoiser({self.name!r}, channels={self.channels})"
 
-    def __call__(self, image: Any) -> Any:
-        return self.denoise(image)
+    def __call__(self, image: Any, strength: float | None = None) -> Any:
+        return self.denoise(image, strength)
 
-    def denoise(self, image: Any) -> Any:
-        """Denoise one image and return it in the type it came in.
+    def denoise(self, image: Any, strength: float | None = None) -> Any:
+        """Denoise one image and return it in the type it came in; `strength` (0..1) overrides the Denoiser's for
+        this call: strength x denoised + (1 - strength) x input, so 0 gives the input back.
 
         * NumPy array, H x W or H x W x C (grey, grey+alpha, RGB, RGBA): uint8 and uint16 keep their depth;
           float arrays are taken as values in [0, 1] and come back as float32 in [0, 1]. Alpha is kept as is.
@@ -51,6 +55,9 @@ class Denoiser:
         A grey image on a colour model is replicated to its three channels; a colour image on a grey model is
         denoised channel by channel.
         """
+        if strength is not None and strength != self.strength:  # a copy: a shared Denoiser stays as it was
+            copy = Denoiser(self.runner, self.name, self.tile, self.overlap, strength)
+            return copy.denoise(image)
         if isinstance(image, torch.Tensor):
             return self._tensor(image)
         if isinstance(image, np.ndarray):
@@ -64,10 +71,7 @@ class Denoiser:
         raise TypeError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        whole = getattr(self.runner, "denoise_image", None)  # zero-shot: fitted to the whole image, not tiled
-        if whole is not None:
-            return torch.cat([whole(image[None]) for image in x])
-        return denoise_tensor(self.runner, x, tile=self.tile, overlap=self.overlap)
+        return denoise_tensor(self.runner, x, tile=self.tile, overlap=self.overlap, strength=self.strength)
 
     def _array(self, array: np.ndarray) -> np.ndarray:
         if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
@@ -112,13 +116,15 @@ class Denoiser:
 
 
 def load(model: str | Path = "gaussian-blind", device: str = "auto", precision: str = "auto",
-         tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> Denoiser:
+         tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, strength: float = 1.0) -> Denoiser:
     """A Denoiser for a bundled model's name (`n2n.pretrained.names()`), or a .ckpt / .safetensors / .onnx file.
 
     `device`: auto (CUDA when available), cpu or cuda. `precision`: auto, fp32 or bf16 (see `n2n denoise`).
     `tile`: images larger than this many pixels a side are denoised in tiles (None: always whole).
+    `strength`: 0..1, the share of the denoised image in the result (the rest is the input).
     """
-    return Denoiser(load_runner(model, device, precision), str(model), tile, overlap)
+    check_strength(strength)  # before the model loads
+    return Denoiser(load_runner(model, device, precision), str(model), tile, overlap, strength)
 
 
 def denoise_zero_shot(image: Any, steps: int | None = None, progress: bool = False) -> Any:
@@ -134,17 +140,19 @@ def denoise_zero_shot(image: Any, steps: int | None = None, progress: bool = Fal
 _loaded: dict[str, Denoiser] = {}
 
 
-def denoise(image: Any, model: str | Path | None = None) -> Any:
+def denoise(image: Any, model: str | Path | None = None, strength: float = 1.0) -> Any:
     """Denoise one image with `model` (default: the bundled model for its channels: gaussian-blind for colour,
-    gaussian-blind-grey for grey), loaded once and kept for later calls. See Denoiser.denoise for the types."""
+    gaussian-blind-grey for grey), loaded once and kept for later calls. `strength` (0..1): the share of the
+    denoised image in the result, the rest being the input. See Denoiser.denoise for the types."""
     from n2n import pretrained
 
+    check_strength(strength)
     if model is None:
         model = pretrained.default_model(_colour_channels(image))
     key = str(model)
     if key not in _loaded:
         _loaded[key] = load(model)
-    return _loaded[key](image)
+    return _loaded[key](image, strength=strength)
 
 
 def _colour_channels(image: Any) -> int:

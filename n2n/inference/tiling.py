@@ -12,6 +12,7 @@ context further than `overlap` away, which the network barely uses (see DEFAULT_
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -90,6 +91,7 @@ def denoise_tensor(
     overlap: int = DEFAULT_OVERLAP,
     batch: int = DEFAULT_BATCH,
     precision: str | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Denoise x (B x C x H x W, float in [0, 1], any H and W); returns B x C_out x H x W on the CPU in [0, 1].
 
@@ -99,9 +101,12 @@ def denoise_tensor(
     image are on the device at a time and the output is assembled on the CPU in one float32 buffer of
     the output's size (the padded frame is never materialised: each tile is padded on its own).
     `precision` ("auto", "fp32", "bf16"; None = fp32) applies when `net` is a module (see TorchRunner).
+    `strength` in [0, 1] keeps some of the input: strength x denoised + (1 - strength) x input (1: the network's
+    output; 0: the input itself), for grain or texture a blind model would remove with the noise.
     """
     if x.dim() != 4:
         raise ValueError(f"expected a B x C x H x W tensor, got shape {tuple(x.shape)}")
+    check_strength(strength)
     if batch < 1:
         raise ValueError(f"batch must be >= 1 tile, got {batch}")
     run = as_runner(net, precision)
@@ -109,12 +114,30 @@ def denoise_tensor(
     with torch.inference_mode():
         x = x.detach().float().cpu()
         hp, wp = round_up(h), round_up(w)
-        if tile is None or (tile >= hp and tile >= wp):
+        whole = getattr(run, "denoise_image", None)  # zero-shot: a network fitted to each whole image, never tiled
+        if whole is not None:
+            out = torch.cat([whole(image[None]) for image in x])
+        elif tile is None or (tile >= hp and tile >= wp):
             # The same padding as UNet.forward; the tiled pass below works in this very frame.
             out = run(pad_to_multiple(x, MULTIPLE))[..., :h, :w]
         else:
             out = _denoise_tiled(run, x, *check_tiling(tile, overlap), batch)
-        return out.clamp_(0.0, 1.0)
+        out.clamp_(0.0, 1.0)
+        if strength < 1.0:
+            if out.shape != x.shape:
+                raise ValueError(f"strength {strength} blends the output with the input, but the model turns "
+                                 f"{x.shape[1]} channel(s) into {out.shape[1]}")
+            # in place (an image-sized buffer less); at strength 0 this is exactly the input
+            out.mul_(strength).add_(x, alpha=1.0 - strength)
+        return out
+
+
+def check_strength(strength: float) -> float:
+    """`strength` if it is a number in [0, 1], else ValueError naming what is allowed."""
+    if not isinstance(strength, numbers.Real) or isinstance(strength, bool) or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be a number from 0 (the input, unchanged) to 1 (fully denoised), "
+                         f"got {strength!r}")
+    return float(strength)
 
 
 def _pad_mode(h: int, w: int) -> str:

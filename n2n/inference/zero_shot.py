@@ -25,7 +25,9 @@ class ZeroShotRunner:
         bar = tqdm(total=self.method.steps, desc=f"zero-shot fit {x.shape[-1]}x{x.shape[-2]}", unit="step",
                    file=sys.stderr, disable=not self.progress, leave=False)
         try:
-            return self.method.fit_and_denoise(x, progress=lambda step: bar.update(1))
+            # fitting needs autograd, also when called from inference code (denoise_tensor runs in inference mode)
+            with torch.inference_mode(False), torch.enable_grad():
+                return self.method.fit_and_denoise(x.clone(), progress=lambda step: bar.update(1))
         finally:
             bar.close()
 

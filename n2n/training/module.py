@@ -18,7 +18,7 @@ from n2n.metrics import psnr, quantize8
 from n2n.models.unet import build_unet
 from n2n.optim import build_optimizer, build_scheduler, lr_factor
 from n2n.training.graphed_step import GraphedStep
-from n2n.visualize import COLUMNS, comparison_grid, psnr_caption
+from n2n.visualize import COLUMNS, TENSORBOARD_CARD_WIDTH, comparison_grid, psnr_caption
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 COMPILE_MODES_WITH_GRAPHS = ("reduce-overhead", "max-autotune")  # these capture CUDA graphs of their own
@@ -246,5 +246,9 @@ class N2NModule(L.LightningModule):
             return
         experiment = getattr(self.logger, "experiment", None)
         if hasattr(experiment, "add_image"):  # TensorBoard
-            grid = comparison_grid(rows, max_side=256, min_side=192, labels=self._grid_labels, captions=captions)
-            experiment.add_image("val/noisy|denoised|clean", grid, self.global_step)
+            # one card per image: TensorBoard fits each image into a card about 400 x 200 px, where a grid of
+            # several rows would shrink until its captions could not be read
+            for i, (row, caption) in enumerate(zip(rows, captions), 1):
+                grid = comparison_grid([row], max_side=256, min_side=192, labels=self._grid_labels,
+                                       captions=[caption], shown_width=TENSORBOARD_CARD_WIDTH)
+                experiment.add_image(f"val/noisy|denoised|clean/{i}", grid, self.global_step)

@@ -148,7 +148,7 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
     metrics = run_metrics(trainer, callbacks, "finished", seconds)
     if trainer.is_global_zero:
         write_metrics(run_dir, metrics)
-    log_hparams(trainer, config, metrics)  # TensorBoard's HParams view compares the runs of a sweep
+    log_hparams(trainer, config, metrics, context.overrides)  # TensorBoard's HParams view compares the runs of a sweep
     if trainer.is_global_zero:
         if metrics.get("monitor") in ("val/n2n_loss", "val/self_loss"):
             best = f"best {metrics['monitor']} {metrics['best_score']:.6f}"
@@ -157,6 +157,8 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
                     f"(noisy input {metrics.get('val_psnr_noisy', float('nan')):.3f} dB)")
         print(f"{best} after {metrics['global_step']} steps, {metrics['train_seconds']:.0f} s; run folder {run_dir}",
               flush=True)
+        if config.get("note"):
+            print(f"note: {config['note']}", flush=True)
     return metrics["best_score"]
 
 

@@ -74,4 +74,6 @@ def test_bootstrap_installs_the_project_keeps_torch_and_then_calls_no_pip(tmp_pa
     second = bootstrap(repo, venv)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "pip install" not in second.stderr, second.stderr
-    assert second.stderr.strip().splitlines()[-1].startswith(f"bootstrap: ready: {venv} (torch 2.13.0")
+    *_, ready, activate = second.stderr.strip().splitlines()
+    assert ready.startswith(f"bootstrap: ready: {venv} (torch 2.13.0")
+    assert f". {venv}/bin/activate" in activate  # what the README's commands after `make train` need

@@ -201,3 +201,50 @@ def test_bf16_is_refused_for_onnx_models(ckpt, inputs, tmp_path, capsys):
     assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "out", "--precision", "bf16") == 2
     assert "ONNX models run in fp32" in capsys.readouterr().err
     assert n2n("denoise", onnx_path, inputs / "good.png", "-o", tmp_path / "out", "--precision", "auto") == 0
+
+
+def test_strength_0_gives_every_input_back_unchanged(ckpt, inputs, tmp_path):
+    (inputs / "corrupt.png").unlink()
+    out = tmp_path / "out"
+    assert n2n("denoise", ckpt, inputs, "-o", out, "--strength", "0", "--device", "cpu") == 0
+    for name in EXPECTED:  # 8 and 16 bits, grey, RGB, alpha: the blend at 0 is the input itself
+        np.testing.assert_array_equal(read_image(out / name)[0], read_image(inputs / name)[0], err_msg=name)
+
+
+def test_strength_blends_between_input_and_denoised(ckpt, inputs, tmp_path):
+    src = inputs / "good.png"
+    assert n2n("denoise", ckpt, src, "-o", tmp_path / "full") == 0
+    assert n2n("denoise", ckpt, src, "-o", tmp_path / "part", "--strength", "0.3") == 0
+    noisy = read_image(src)[0].astype(float)
+    full = read_image(tmp_path / "full" / "good.png")[0].astype(float)
+    part = read_image(tmp_path / "part" / "good.png")[0].astype(float)
+    assert np.abs(part - (0.3 * full + 0.7 * noisy)).max() <= 1
+    with pytest.raises(SystemExit) as stop:  # argparse's error: one line, exit 2
+        n2n("denoise", ckpt, src, "-o", tmp_path / "bad", "--strength", "1.5")
+    assert stop.value.code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_output_names_each_file_written_and_the_model(ckpt, inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert n2n("denoise", "--model", ckpt, inputs / "good.png", inputs / "grey.png", "-o", out,
+               "--strength", "0.5") == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines == [f"wrote {out / 'good.png'} (from {inputs / 'good.png'}; model {ckpt}, strength 0.5)",
+                     f"wrote {out / 'grey.png'} (from {inputs / 'grey.png'}; model {ckpt}, strength 0.5)"]
+    assert captured.err.strip().splitlines()[-1] == f"wrote 2 image(s) to {out} with model {ckpt}, strength 0.5"
+
+
+def test_a_missing_input_is_named_as_missing(ckpt, inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert n2n("denoise", "--model", ckpt, "nofile.png") == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "n2n denoise: error: nofile.png: no such file or folder", err
+    (tmp_path / "empty").mkdir()
+    assert n2n("denoise", "--model", ckpt, "empty", "nothing*.png") == 2
+    err = capsys.readouterr().err
+    assert "empty: a folder with no image files" in err and "nothing*.png: no file matches this pattern" in err
+    assert n2n("denoise", "--model", ckpt, inputs / "good.png", "nofile.png", "-o", tmp_path / "out") == 1
+    captured = capsys.readouterr()
+    assert "skipped nofile.png: no such file or folder" in captured.err
+    assert captured.out.startswith(f"wrote {tmp_path / 'out' / 'good.png'}")

@@ -50,8 +50,13 @@ def test_train_writes_config_checkpoints_tensorboard_and_metrics(trained):
     # events in the run folder itself: TensorBoard names the run after it
     assert list(run_dir.glob("events.out.tfevents.*")) and not (run_dir / "tensorboard").exists()
     assert "custom_scalars__config__" in logged["_tensors"]  # val/psnr and val/psnr_noisy on one chart
-    grid = logged["_images"]["val/noisy|denoised|clean"]  # labelled; the 45 to 96 px images enlarged
-    assert grid.width > 3 * 192 and grid.height > 192
+    # TensorBoard's Time Series tab opens its first two groups of charts (sorted by name): the curves
+    groups = sorted({tag.split("/")[0] for tag in logged if not tag.startswith("_")})
+    assert groups == ["train", "val", "whole_run"] and "epoch" not in logged
+    # one labelled picture per validation image, the 45 to 96 px images enlarged
+    assert sorted(logged["_images"]) == ["val/noisy|denoised|clean/1", "val/noisy|denoised|clean/2"]
+    for grid in logged["_images"].values():
+        assert grid.width > 3 * 192 and grid.height < grid.width / 2  # one row, not a column of rows
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["best_val_psnr"] == pytest.approx(max(logged["val/psnr"]), abs=1e-4)
     assert metrics["global_step"] == 8

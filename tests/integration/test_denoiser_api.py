@@ -74,3 +74,17 @@ def test_large_images_are_tiled_to_the_same_result(model):
     whole = denoise_tensor(model.runner, x)
     tiled = n2n.load(model.name, device="cpu", precision="fp32", tile=352, overlap=160)(x)  # overlap: the reach
     assert tiled.shape == whole.shape and (tiled - whole).abs().max() < 1e-4
+
+
+def test_strength_blends_the_denoised_image_with_the_input(model, rgb):
+    assert np.array_equal(model(rgb, strength=0), rgb)  # nothing of the network: the input, to the bit
+    assert np.array_equal(model(Image.fromarray(rgb), strength=0.0), Image.fromarray(rgb))
+    full = model(rgb).astype(float)
+    half = model(rgb, strength=0.5).astype(float)
+    assert np.abs(half - (full + rgb) / 2).max() <= 1  # the blend, up to 8-bit rounding
+    assert model.strength == 1.0  # a per-call strength leaves the loaded model as it was
+    softer = n2n.Denoiser(model.runner, model.name, strength=0.25)
+    assert np.abs(softer(rgb).astype(float) - (0.25 * full + 0.75 * rgb)).max() <= 1
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="strength must be a number from 0"):
+            model(rgb, strength=bad)

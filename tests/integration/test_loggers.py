@@ -94,3 +94,11 @@ def test_a_run_with_wandb_logs_offline(tmp_path, one_thread, wandb_env):
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and len(list(runs[0].glob("run-*.wandb"))) == 1
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "finished"
+
+
+def test_the_custom_scalars_chart_is_a_margin_chart_of_raw_values():
+    # the tab smooths line charts (and no layout option turns that off); a margin chart plots values as they are
+    from n2n.training.loggers import PSNR_CHART
+
+    (kind, tags), = PSNR_CHART["validation"].values()
+    assert kind == "Margin" and tags == ["val/psnr", "val/psnr_noisy", "val/psnr"]

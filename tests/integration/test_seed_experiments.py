@@ -114,7 +114,7 @@ def hparams_of(run_dir: Path) -> tuple[dict, list[str], dict]:
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     values = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
-    scalars = {t: acc.Scalars(t)[-1].value for t in acc.Tags()["scalars"] if t.startswith("hp/")}
+    scalars = {t: acc.Scalars(t)[-1].value for t in acc.Tags()["scalars"] if t.startswith("whole_run/")}
     return values, [m.name.tag for m in experiment.metric_infos], scalars
 
 
@@ -127,11 +127,12 @@ def test_every_run_writes_its_hparams_and_final_metrics_for_tensorboard(study):
         assert values["lr"] == pytest.approx(float(overrides["optimizer.lr"]))
         assert values["momentum"] == pytest.approx(float(overrides["optimizer.momentum"]))
         assert (values["optimizer"], values["aug"], values["batch_size"], values["noise"]) == \
-            ("sgd", "flip_swap", 8, "in data")
-        assert {"hp/best_val_psnr", "hp/final_val_psnr", "hp/final_train_loss"} <= set(metric_tags)
+            ("sgd", "flip_swap", "8", "in data")  # integers as text: TensorBoard prints numbers as 8.0000
+        assert values["method"] == "n2n"
+        assert {"whole_run/best_val_psnr", "whole_run/final_val_psnr", "whole_run/final_train_loss"} <= set(metric_tags)
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        assert scalars["hp/best_val_psnr"] == pytest.approx(metrics["best_val_psnr"], abs=1e-4)
-        assert scalars["hp/final_val_psnr"] == pytest.approx(metrics["val_psnr"], abs=1e-4)
+        assert scalars["whole_run/best_val_psnr"] == pytest.approx(metrics["best_val_psnr"], abs=1e-4)
+        assert scalars["whole_run/final_val_psnr"] == pytest.approx(metrics["val_psnr"], abs=1e-4)
 
 
 def test_flat_hparams_leave_out_what_a_run_does_not_have():
@@ -142,3 +143,28 @@ def test_flat_hparams_leave_out_what_a_run_does_not_have():
     assert "momentum" not in flat and flat["optimizer"] == "adam"
     assert flat["noise"] == "gaussian(sigma=[0, 50])" and flat["data"] == "samples"
     assert all(isinstance(v, (int, float, str, bool)) for v in flat.values())
+
+
+def test_the_hparams_table_opens_on_method_noise_and_what_the_command_line_set():
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from n2n.training.hparams import hparams_summaries, method_name, shown_first
+
+    cfg = as_dict(compose_train(["data.batch_size=16", "target=clean"]))
+    flat = flat_hparams(cfg)
+    assert flat["batch_size"] == "16" and flat["seed"] == "0"  # integers as integers, not 16.000
+    assert isinstance(flat["lr"], float) and flat["method"] == "n2c"
+    assert method_name({"target": "noisy"}) == "n2n" and method_name({"method": {"name": "n2v"}}) == "n2v"
+    first = shown_first(["activation=relu", "optimizer.lr=0.01", "experiment=quick_cpu", "+seed=3"])
+    assert first == {"method", "noise", "activation", "lr", "seed"}
+    experiment, _, _ = hparams_summaries(flat, {"whole_run/best_val_psnr": 30.0}, first)
+    content = plugin_data_pb2.HParamsPluginData.FromString(experiment.value[0].metadata.plugin_data.content)
+    marked = {info.name for info in content.experiment.hparam_infos if info.differs}
+    assert marked == first & set(flat)  # TensorBoard sorts these first and opens on the first five
+    assert [m.display_name for m in content.experiment.metric_infos] == ["best val/psnr"]
+
+
+def as_dict(cfg):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=False)

@@ -29,7 +29,7 @@ def test_clock_leaves_validation_out_and_records_each_validation(images, one_thr
     assert 0 < seconds[0] < seconds[1] < seconds[2] <= metrics["train_seconds_without_validation"]
     # three validations slept 3 s in all: the wall clock has them, the training clock does not
     assert metrics["train_seconds"] - metrics["train_seconds_without_validation"] > 2.9
-    logged = scalars(run_dir)["time/train_seconds"]
+    logged = scalars(run_dir)["train/seconds"]
     assert [step for step, _ in logged] == [4, 8, 12]
     assert time_to_psnr(history, history[1]["val_psnr"]) <= seconds[1]
     assert time_to_psnr(history, 99.0) is None

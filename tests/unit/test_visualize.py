@@ -24,3 +24,11 @@ def test_grey_images_give_a_grey_grid_and_large_ones_are_cropped():
     rows = [[torch.rand(1, 600, 500)] * 3]
     grid = comparison_grid(rows, max_side=256)
     assert grid.shape[0] == 1 and grid.shape[2] < 3 * 256 + 40
+
+
+def test_text_is_enlarged_to_read_at_the_width_the_grid_is_shown_at():
+    rows = [[torch.full((3, 32, 32), 0.8)] * 3]
+    normal = comparison_grid(rows, min_side=128)  # about 400 px wide, 14 px text
+    shrunk = comparison_grid(rows, min_side=128, shown_width=normal.shape[2] // 2)  # shown at half width
+    assert shrunk.shape[2] == normal.shape[2] and shrunk.shape[1] > normal.shape[1] + 10
+    assert _ink(normal, 20, 26) == 0 and _ink(shrunk, 20, 26) > 20  # the header's text twice as tall

@@ -2,7 +2,7 @@
 
 "Time to reach 31 dB" compares training pipelines only if validation (whose cost depends on the test set, not
 on the pipeline) is left out of the clock. The clock stops, with the device synchronised, when validation
-starts and goes on when it ends. Each validation logs `time/train_seconds` (TensorBoard, x = step) and adds
+starts and goes on when it ends. Each validation logs `train/seconds` (TensorBoard, x = step) and adds
 `{step, train_seconds, val_psnr}` to `history`, which `metrics.json` keeps as `val_history`. A second clock,
 `wall_seconds`, counts the training with its validations (metrics.json's `train_seconds`). Both are part of the
 checkpoint, so a resumed run goes on counting from where it stopped.
@@ -50,7 +50,7 @@ class TrainingClock(Callback):
         self.history.append(entry)
         if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics({"time/train_seconds": entry["train_seconds"]}, step=entry["step"])
+                logger.log_metrics({"train/seconds": entry["train_seconds"]}, step=entry["step"])
         self._since = time.perf_counter()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
