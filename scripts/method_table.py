@@ -1,6 +1,8 @@
 """The comparison table of the training methods, measured on one protocol (docs/methods.md).
 
-    python scripts/method_table.py --data ../shared/data --steps 200 --batch 4 --crop 128 --out outputs/method_table
+    python scripts/method_table.py --data data --steps 150 --batch 4 --crop 128 --limit 16   # the CPU figure
+    python scripts/method_table.py --data data --steps 12000 --batch 32 --crop 128 \
+        --override trainer=gpu --override trainer.precision=bf16-mixed                          # GPU length
 
 Every method trains the same U-Net with the same optimiser, schedule, batch, crops and number of steps on
 CBSD432 (sigma-25 Gaussian noise), with `data.noise_draws=fresh` (new noise at every step, as the official
@@ -59,7 +61,7 @@ def train(args: argparse.Namespace, label: str, draws: str, overrides: list[str]
                "noise=gaussian", f"noise.sigma={SIGMA}", f"data.batch_size={args.batch}",
                f"data.crop_size={args.crop}", f"trainer.max_steps={args.steps}", f"data.steps_per_epoch={args.steps}",
                f"seed={args.seed}", "logger=csv", "print_config=false", "trainer.enable_progress_bar=false",
-               *overrides, f"hydra.run.dir={run_dir}"]
+               *args.override, *overrides, f"hydra.run.dir={run_dir}"]
     if (run_dir / "checkpoints" / "last.ckpt").is_file():
         command.append("ckpt_path=last")
     print(f"[{time.strftime('%H:%M:%S')}] training {label} ({draws}): {' '.join(command[2:])}", flush=True)
@@ -160,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=None, help="score only the first N CBSD68 images")
     p.add_argument("--only", default=None, help="comma-separated rows to run, by label (n2n) or run name "
                    "(n2n-fresh); default: all. Several processes with different rows share one --out")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="a train.py override for every run, e.g. --override trainer=gpu (repeatable)")
     p.add_argument("--zero-shot-images", type=int, default=4)
     p.add_argument("--zero-shot-steps", type=int, default=500)
     args = p.parse_args(argv)

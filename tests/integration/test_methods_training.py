@@ -143,3 +143,19 @@ def test_every_method_yaml_builds_its_registered_class():
     for name in METHODS:
         cfg = OmegaConf.to_container(compose_train([f"method={name}"]).method)
         assert type(build_method(cfg)) is METHODS[name]
+
+
+def test_the_method_tables_rows_compose(tmp_path):
+    """Every row of scripts/method_table.py is a valid run of the real configs (the table's protocol)."""
+    import importlib.util
+
+    from helpers.runs import ROOT
+
+    spec = importlib.util.spec_from_file_location("method_table", ROOT / "scripts" / "method_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    for _, draws, overrides in table.RUNS:
+        config = plain(["data=folder", f"data.train_dir={tmp_path}", f"data.val_dir={tmp_path}",
+                        f"data.noise_draws={draws}", "noise=gaussian", "noise.sigma=25", *overrides])
+        N2NModule(config)  # builds the method with its loss and sigma
+        N2NDataModule(config)
