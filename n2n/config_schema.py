@@ -139,6 +139,7 @@ _DATA = {
     "data.val_dir_a": PATH_OR_NULL, "data.val_dir_b": PATH_OR_NULL, "data.val_clean_dir": PATH_OR_NULL,
     "data.val_fraction": Float(0, 0.5, lo_open=True, null=True),
     "data.frame_split": Choice("random", "even_odd"),
+    "data.max_pixels": Int(1, null=True),  # null: n2n.image_files.limits.DEFAULT_MAX_PIXELS
 }
 _NOISE = {
     "noise.name": Choice("gaussian", "poisson", "poisson_gaussian", "bernoulli", "text", "impulse"),
@@ -266,6 +267,7 @@ EVAL_OPTIONS: dict[str, Option] = {
     "tile": Int(352, null=True),  # at least 2 x the default overlap (128) + 32
     "save_images": BOOL,
     "num_comparisons": Int(0),
+    "max_pixels": Int(1, null=True),
     **_DATA, **_NOISE, **_PATHS,
 }
 

@@ -58,6 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "(about 4x faster than eager fp32 on a CPU with AMX, PSNR within 0.001 dB on CBSD68), "
                    "fp32 = float32; auto (the default) = bf16 where the CPU or GPU has native bfloat16, else "
                    "fp32. ONNX models always run in fp32")
+    p.add_argument("--max-pixels", type=Bounded(int, 1), default=None, metavar="N",
+                   help="refuse an input whose header declares more than N pixels, before decoding it "
+                   "(default 250000000)")
     p.add_argument("--suffix", default=None, help="appended to each output's file name before the extension "
                    "(default: none with -o, _denoised without)")
     p.set_defaults(func=run)
@@ -169,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
         from tqdm import tqdm
 
-        from n2n.image_files import IMAGE_EXTENSIONS
+        from n2n.image_files import IMAGE_EXTENSIONS, set_max_pixels
         from n2n.inference.runners import load_runner
         from n2n.inference.tiling import check_tiling
 
@@ -178,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model, inputs = split_model(args)
+        set_max_pixels(getattr(args, "max_pixels", None), "--max-pixels")
         tile = args.tile if args.tile and args.tile > 0 else None
         if tile is not None:
             check_tiling(tile, args.overlap)

@@ -24,7 +24,7 @@ from n2n.config_schema import EVAL_OPTIONS, check_options
 from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
 from n2n.errors import ConfigError
-from n2n.image_files import as_float, write_image
+from n2n.image_files import as_float, set_max_pixels, write_image
 from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
 from n2n.inference.runners import load_network
 from n2n.inference.tiling import denoise_tensor
@@ -59,6 +59,8 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
     # a checkpoint's own data and noise sections are untrusted input: the same checks as the command line's
     check_options({"data": data_cfg, "noise": noise_cfg}, EVAL_OPTIONS)
     source = build_source(data_cfg)
+    if cfg.get("max_pixels") is not None:  # eval.py's own option wins over the data section's
+        set_max_pixels(cfg.get("max_pixels"), "max_pixels")
     if source.channels != net.in_channels:
         raise ConfigError(f"the model {label} takes {net.in_channels}-channel images but "
                           f"data.channels={source.channels}: set data.channels={net.in_channels}")
