@@ -187,7 +187,9 @@ _TRAINER = {
     "trainer.accelerator": Choice("auto", "cpu", "gpu", "cuda"),
     "trainer.devices": Option("int", 1, extra=("auto", -1)),
     "trainer.num_nodes": Int(1),
-    "trainer.strategy": Choice("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"),
+    # not ddp_spawn: its processes train in children whose steps and validations never reach the run's
+    # metrics.json (it recorded "0 steps"); ddp is the same training with processes started by the command line
+    "trainer.strategy": Choice("auto", "ddp", "ddp_find_unused_parameters_true"),
     "trainer.sync_batchnorm": BOOL,
     "trainer.max_epochs": Int(1, extra=(-1,), null=True),  # null: Lightning's 1000 (unlimited with max_steps)
     "trainer.max_steps": Int(1, extra=(-1,)),
@@ -268,6 +270,7 @@ EVAL_OPTIONS: dict[str, Option] = {
     "save_images": BOOL,
     "num_comparisons": Int(0),
     "max_pixels": Int(1, null=True),
+    "overwrite": BOOL,
     **_DATA, **_NOISE, **_PATHS,
 }
 

@@ -30,6 +30,7 @@ from n2n.inference.runners import load_network
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
 from n2n.pretrained import resolve
+from n2n.training.run_folder import claim, eval_results_in
 from n2n.visualize import COLUMNS, comparison_grid, psnr_caption, to_uint8_hwc
 
 
@@ -67,6 +68,15 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
     names, pairs = validation_pairs(source.val_data(), build_noises(noise_cfg)[1],
                                     int(data_cfg.get("val_seed") or 0), data_cfg.get("val_limit"))
 
+    # one evaluation per folder, as one run per run folder: an earlier evaluation's results are never mixed
+    # with or replaced by this one's (overwrite=true removes them first), and a refused one writes nothing
+    with claim(context.run_dir, None, bool(cfg.get("overwrite", False)), context.records, results=eval_results_in,
+               what="evaluation", resume_hint=""):
+        return _evaluate(cfg, context, label, net, device, names, pairs)
+
+
+def _evaluate(cfg: DictConfig, context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
+              names: list[str], pairs: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
     out_dir = context.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     images_dir = out_dir / "denoised"

@@ -108,7 +108,7 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
         value = float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
         return value_for_sweeper(value, context, f"{run_dir} finished without a score (metrics.json)")
     check_machine(config)  # the accelerator asked for, memory for a batch: before the folder is touched
-    with claim(run_dir, ckpt_path, config.get("overwrite", False)):  # a bool: checked by the option table
+    with claim(run_dir, ckpt_path, config.get("overwrite", False), context.records):  # overwrite: a checked bool
         value = _fit(config, context, extra_callbacks)
     return value_for_sweeper(value, context, "the run's monitored metric is NaN (no validation score)")
 
@@ -123,6 +123,7 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
     datamodule = N2NDataModule(config)
     if not datamodule.has_clean_validation:
         follow_n2n_loss(config)
+    check_monitors(config["callbacks"], logged_metrics(datamodule))
     module = N2NModule(config)
     # read with the weights-only unpickler and compared with this model before Lightning loads it
     resume_notes = check_resume(ckpt_path, config, module) if ckpt_path else []
@@ -182,6 +183,33 @@ def already_finished(config: Mapping[str, Any], context: RunContext) -> dict[str
     max_steps, max_epochs = trainer.get("max_steps") or -1, trainer.get("max_epochs")
     done = step >= max_steps if max_steps > 0 else (max_epochs is not None and 0 < max_epochs <= epoch + 1)
     return metrics if done else None
+
+
+def logged_metrics(datamodule: N2NDataModule) -> list[str]:
+    """The metrics this run logs for callbacks to follow (N2NModule.training_step / validation_step)."""
+    from n2n.data.sources.captures import NoisyCaptures
+
+    names = ["train/loss"]
+    if datamodule.has_clean_validation:
+        names += ["val/psnr", "val/psnr_noisy", "val/ssim"]
+    if isinstance(datamodule.source, NoisyCaptures):  # validated against an independent noisy copy
+        names.append("val/n2n_loss")
+    return names
+
+
+def check_monitors(callbacks: Mapping[str, Any], logged: Sequence[str]) -> None:
+    """Before training: the checkpoint and early stopping follow metrics that this run logs, in a direction
+    that exists; else they would fail only after the whole training, keeping neither checkpoint nor metrics."""
+    for key in ("checkpoint", "early_stopping"):
+        options = callbacks.get(key)
+        if not isinstance(options, Mapping) or not options:
+            continue
+        monitor, mode = options.get("monitor"), options.get("mode", "min")
+        if monitor not in logged:
+            raise ConfigError(f"callbacks.{key}.monitor={monitor} is never logged by this run; it logs "
+                              f"{', '.join(logged)} (val/psnr and val/ssim need clean validation images)")
+        if mode not in ("min", "max"):
+            raise ConfigError(f"callbacks.{key}.mode={mode} must be min or max")
 
 
 def follow_n2n_loss(config: dict[str, Any]) -> None:
