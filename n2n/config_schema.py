@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -25,7 +26,8 @@ ACTIVATION_BYTES_PER_PIXEL = 1024
 @dataclass(frozen=True)
 class Option:
     """What one option takes. `kind`: int, float, bool, str, path, choice, number_or_range, list_of_str,
-    pair_of_float. `lo`/`hi`: inclusive bounds (`lo_open`: lo excluded). `extra`: values allowed besides the
+    pair_of_float, batches (Lightning's count-or-fraction: an integer, or a float in [lo, 1]), duration
+    (DD:HH:MM:SS). `lo`/`hi`: inclusive bounds (`lo_open`: lo excluded). `extra`: values allowed besides the
     range (e.g. -1 for "no limit"). `null`: None allowed."""
 
     kind: str
@@ -49,8 +51,12 @@ class Option:
             allowed = what + (" " + " and ".join(bounds) if bounds else "")
             if self.extra:
                 allowed += " (or " + ", ".join(map(str, self.extra)) + ")"
+        elif self.kind == "batches":
+            allowed = (f"a number of batches (an integer >= {1 if self.lo_open else 0}) or a fraction of them (a "
+                       f"number {'>' if self.lo_open else '>='} 0 and <= 1)")
         else:
-            allowed = {"bool": "true or false", "str": "a string", "path": "a file or folder path",
+            allowed = {"duration": "a duration DD:HH:MM:SS (e.g. 00:12:00:00)",
+                       "bool": "true or false", "str": "a string", "path": "a file or folder path",
                        "list_of_str": "a list of names", "pair_of_float": "[a, b] with 0 <= a, b < 1"}[self.kind]
         return allowed + (", or null" if self.null else "")
 
@@ -88,6 +94,12 @@ def valid(option: Option, v: Any) -> bool:
         if isinstance(v, (list, tuple)):
             return (len(v) == 2 and all(_is_number(x) and _in_range(option, x) for x in v) and v[0] <= v[1])
         return _is_number(v) and _in_range(option, v)
+    if kind == "batches":
+        if _is_int(v):
+            return v >= (1 if option.lo_open else 0)
+        return isinstance(v, float) and math.isfinite(v) and _in_range(option, v)
+    if kind == "duration":
+        return isinstance(v, str) and re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", v.strip()) is not None
     if kind == "bool":
         return isinstance(v, bool)
     if kind in ("str", "path"):
@@ -197,9 +209,9 @@ _TRAINER = {
                                 "bf16-true", "64-true", "64", 64),
     "trainer.log_every_n_steps": Int(1),
     "trainer.check_val_every_n_epoch": Int(1, null=True),
-    "trainer.val_check_interval": Option("float", 0, lo_open=True, null=True),
-    "trainer.limit_train_batches": Option("float", 0, lo_open=True, null=True),
-    "trainer.limit_val_batches": Option("float", 0, null=True),
+    "trainer.val_check_interval": Option("batches", 0, 1, lo_open=True, null=True),
+    "trainer.limit_train_batches": Option("batches", 0, 1, lo_open=True, null=True),
+    "trainer.limit_val_batches": Option("batches", 0, 1, null=True),
     "trainer.num_sanity_val_steps": Int(0, extra=(-1,)),
     "trainer.gradient_clip_val": Float(0, lo_open=True, null=True),
     "trainer.deterministic": Choice(True, False, "warn", null=True),
@@ -209,17 +221,17 @@ _TRAINER = {
     "trainer.fast_dev_run": Option("int", 0, extra=(True, False)),
     "trainer.min_epochs": Int(0, null=True),
     "trainer.min_steps": Int(0, null=True),
-    "trainer.max_time": Option("str", null=True),  # DD:HH:MM:SS; a mapping ({hours: 1}) goes to Lightning as is
-    "trainer.limit_test_batches": Option("float", 0, null=True),
-    "trainer.limit_predict_batches": Option("float", 0, null=True),
-    "trainer.overfit_batches": Float(0),
+    "trainer.max_time": Option("duration", null=True),  # a mapping ({hours: 1}) goes to Lightning as is
+    "trainer.limit_test_batches": Option("batches", 0, 1, null=True),
+    "trainer.limit_predict_batches": Option("batches", 0, 1, null=True),
+    "trainer.overfit_batches": Option("batches", 0, 1),
     "trainer.enable_checkpointing": Option("bool", null=True),
     "trainer.accumulate_grad_batches": Int(1),
     "trainer.gradient_clip_algorithm": Choice("norm", "value", null=True),
     "trainer.benchmark": Option("bool", null=True),
     "trainer.inference_mode": BOOL,
     "trainer.use_distributed_sampler": BOOL,
-    "trainer.profiler": Choice("simple", "advanced", "pytorch", "xla", null=True),
+    "trainer.profiler": Choice("simple", "advanced", "pytorch", null=True),  # not xla: TPUs only (torch_xla)
     "trainer.detect_anomaly": BOOL,
     "trainer.barebones": BOOL,
     "trainer.reload_dataloaders_every_n_epochs": Int(0),

@@ -5,7 +5,9 @@ weights-only unpickler is ever used.
 """
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 
@@ -31,10 +33,7 @@ def check_archive(path: Path, what: str, error: type[N2NError], max_bytes: int |
     torch.save writes uncompressed zip entries, whose declared sizes the file's own size bounds. `max_bytes`
     bounds the tensors' total size further (`limit_hint`: how to raise it)."""
     if not zipfile.is_zipfile(path):
-        raise error(f"{what} {path} was refused: it is not a zip archive as torch.save writes (PyTorch >= 1.6) "
-                    f"but corrupt, a plain pickle (which could run code when loaded), or in torch's legacy format "
-                    f"(which makes memory be allocated for declared sizes before reading): re-save it with "
-                    f"torch.save")
+        raise _not_an_archive(path, what, error)
     try:
         with zipfile.ZipFile(path) as archive:
             entries = archive.infolist()
@@ -50,6 +49,27 @@ def check_archive(path: Path, what: str, error: type[N2NError], max_bytes: int |
     if max_bytes is not None and tensors > max_bytes:
         raise error(f"{what} {path} holds {tensors:,} bytes of tensors, more than the limit of {max_bytes:,}"
                     f"{'; ' + limit_hint if limit_hint else ''}")
+
+
+#: Pickle opcodes that import or call something: what makes unpickling run code.
+_CODE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+
+
+def _not_an_archive(path: Path, what: str, error: type[N2NError]) -> N2NError:
+    """Why a file that is no zip archive is refused, found by reading its pickle opcodes (pickletools runs
+    nothing): a plain pickle that imports or calls something, or else a file torch.save did not write whole."""
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
+    try:
+        ops = {op.name for op, _, _ in pickletools.genops(io.BytesIO(head))}
+    except Exception:  # noqa: BLE001 - not a pickle, or a truncated one
+        ops = set()
+    if ops & _CODE_OPCODES:
+        return error(f"{what} {path} was refused: it is a plain pickle that imports or calls objects, which could "
+                     f"run code when loaded; only torch.save archives (PyTorch >= 1.6) of tensors are read")
+    return error(f"{what} {path} is not a readable torch file: not a zip archive as torch.save writes (PyTorch "
+                 f">= 1.6) but truncated, corrupt, or in torch's legacy format, which n2n does not load (it "
+                 f"allocates declared tensor sizes before reading them): re-save it with torch.save")
 
 
 def safe_torch_load(path: str | Path, what: str, error: type[N2NError], expected: str,

@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         if args.outdir:
             Path(args.outdir).mkdir(parents=True, exist_ok=True)
     except (N2NError, ValueError, OSError) as exc:
-        fail(f"error: {exc}")
+        fail(f"error: {exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else f"error: {exc}")
         return EXIT_USAGE
 
     failed = list(missing)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,19 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
     # with or replaced by this one's (overwrite=true removes them first), and a refused one writes nothing
     with claim(context.run_dir, None, bool(cfg.get("overwrite", False)), context.records, results=eval_results_in,
                what="evaluation", resume_hint=""):
-        return _evaluate(cfg, context, label, net, device, names, pairs)
+        try:
+            return _evaluate(cfg, context, label, net, device, names, pairs)
+        except BaseException:  # no half evaluation: the folder held no results before this one (claim)
+            for name in eval_results_in(context.run_dir):
+                path = context.run_dir / name
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            raise
+
+
+def shown_name(name: str) -> str:
+    """A file name as text that can be printed and written in UTF-8: bytes that are not UTF-8 (kept by Python
+    as surrogates) are shown as backslash escapes, e.g. \\xff. The file itself keeps its name."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _evaluate(cfg: DictConfig, context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
@@ -85,14 +98,14 @@ def _evaluate(cfg: DictConfig, context: RunContext, label: str, net: torch.nn.Mo
     rows, grid_rows, grid_captions = [], [], []
     num_comparisons = int(cfg.num_comparisons)
     outputs = output_names(names)
-    renamed = [f"{n} -> {o}" for n, o in zip(names, outputs) if o != f"{Path(n).stem}.png"]
+    renamed = [f"{shown_name(n)} -> {shown_name(o)}" for n, o in zip(names, outputs) if o != f"{Path(n).stem}.png"]
     if cfg.save_images and renamed:
         print(f"inputs that share a name are written under distinct names: {'; '.join(renamed)}", flush=True)
     for i, (name, item) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
         noisy = as_float(item["noisy"])
         denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.tile)[0].cpu())
         noisy8 = quantize8(noisy)
-        row: dict[str, Any] = {"image": name}
+        row: dict[str, Any] = {"image": shown_name(name)}
         reference = None
         if "clean" in item:  # against the clean image
             reference = clean = as_float(item["clean"])
@@ -109,7 +122,7 @@ def _evaluate(cfg: DictConfig, context: RunContext, label: str, net: torch.nn.Mo
         if i < num_comparisons:
             grid_rows.append([noisy8, denoised, reference.clamp(0, 1)])
             noisy_psnr = psnr_caption(row.get("psnr_noisy"))  # empty without a clean image
-            grid_captions.append([f"{name}: {noisy_psnr}" if noisy_psnr else name,
+            grid_captions.append([f"{row['image']}: {noisy_psnr}" if noisy_psnr else row["image"],
                                   psnr_caption(row.get("psnr_denoised")), ""])
 
     if grid_rows:
@@ -129,7 +142,7 @@ def _evaluate(cfg: DictConfig, context: RunContext, label: str, net: torch.nn.Mo
     if "n2n_loss_noisy" in metrics:
         parts.append(f"mean squared difference to the other noisy copy: noisy {metrics['n2n_loss_noisy']:.6f} -> "
                      f"denoised {metrics['n2n_loss_denoised']:.6f}" + ("" if parts else " (no clean images)"))
-    print(f"{metrics['num_images']} images: {'; '.join(parts)}\nwritten to {out_dir}", flush=True)
+    print(f"{metrics['num_images']} images: {'; '.join(parts)}\nwritten to {shown_name(str(out_dir))}", flush=True)
     return metrics
 
 

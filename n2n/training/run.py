@@ -124,6 +124,7 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
     if not datamodule.has_clean_validation:
         follow_n2n_loss(config)
     check_monitors(config["callbacks"], logged_metrics(datamodule))
+    check_validation_interval(config["trainer"], config["data"])
     module = N2NModule(config)
     # read with the weights-only unpickler and compared with this model before Lightning loads it
     resume_notes = check_resume(ckpt_path, config, module) if ckpt_path else []
@@ -210,6 +211,18 @@ def check_monitors(callbacks: Mapping[str, Any], logged: Sequence[str]) -> None:
                               f"{', '.join(logged)} (val/psnr and val/ssim need clean validation images)")
         if mode not in ("min", "max"):
             raise ConfigError(f"callbacks.{key}.mode={mode} must be min or max")
+
+
+def check_validation_interval(trainer: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """A validation every N steps needs N steps in an epoch, unless validation counts steps across epochs
+    (check_val_every_n_epoch=null); Lightning would refuse it only once training starts."""
+    interval, steps = trainer.get("val_check_interval"), data.get("steps_per_epoch")
+    if (isinstance(interval, int) and not isinstance(interval, bool) and isinstance(steps, int)
+            and interval > steps and trainer.get("check_val_every_n_epoch") is not None
+            and trainer.get("limit_train_batches") is None):
+        raise ConfigError(f"trainer.val_check_interval={interval} is more steps than an epoch has "
+                          f"(data.steps_per_epoch={steps}): lower it, or add trainer.check_val_every_n_epoch=null "
+                          f"to validate every {interval} steps across epochs")
 
 
 def follow_n2n_loss(config: dict[str, Any]) -> None:

@@ -82,6 +82,10 @@ def bad_values(option: Option) -> list[str]:
         return ["abc", "[]"]
     if kind == "pair_of_float":
         return ["0.9", "[0.9,1.5]"]
+    if kind == "batches":  # a fraction above 1 is what Lightning refuses only once training starts
+        return ["abc", "2.5", "-1"]
+    if kind == "duration":
+        return ["abc", "12:00"]
     candidates = []
     if option.lo is not None:
         candidates += [option.lo if option.lo_open else option.lo - 1, option.lo - 1000]

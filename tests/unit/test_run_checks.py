@@ -43,5 +43,6 @@ def test_an_unlogged_early_stopping_metric_stops_the_run_before_it_trains(images
 
 
 def test_ddp_spawn_is_refused_in_one_line():
-    with pytest.raises(ConfigError, match=re.escape("trainer.strategy=ddp_spawn is not allowed: it must be auto | ddp")):
+    expected = "trainer.strategy=ddp_spawn is not allowed: it must be auto | ddp"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
         check_options({"trainer": {"strategy": "ddp_spawn"}}, TRAIN_OPTIONS)
