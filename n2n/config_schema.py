@@ -9,10 +9,13 @@ they never reach those libraries in a form that ends in a traceback.
 """
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from n2n.errors import ConfigError
@@ -37,10 +40,15 @@ class Option:
     null: bool = False
     choices: tuple = ()
     extra: tuple = ()
+    registry: str = ""  #: a choice among a registry's names, "module:ATTRIBUTE" (see Names), before `choices`
+
+    def allowed(self) -> tuple:
+        """The values of a choice: the registry's names (imported when first needed), then `choices`."""
+        return (registry_names(self.registry) if self.registry else ()) + tuple(self.choices)
 
     def describe(self) -> str:
         if self.kind == "choice":
-            allowed = " | ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices)
+            allowed = " | ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.allowed())
         elif self.kind in ("int", "float", "number_or_range"):
             what = {"int": "an integer", "float": "a number", "number_or_range": "a number or [low, high]"}[self.kind]
             bounds = []
@@ -105,7 +113,7 @@ def valid(option: Option, v: Any) -> bool:
     if kind in ("str", "path"):
         return isinstance(v, str) and v.strip() != ""
     if kind == "choice":
-        return any(v == c and type(v) is type(c) for c in option.choices)
+        return any(v == c and type(v) is type(c) for c in option.allowed())
     if kind == "list_of_str":
         return isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, str) for x in v)
     if kind == "pair_of_float":
@@ -126,6 +134,23 @@ def Choice(*choices, **kw) -> Option:  # noqa: N802
     return Option("choice", choices=choices, **kw)
 
 
+def Names(registry: str, **kw) -> Option:  # noqa: N802
+    """A choice among the names of a registry, "module:ATTRIBUTE" (a mapping or sequence of names), or
+    "conf:GROUP" for the config files of a group that has no code registry (conf/GROUP/*.yaml). Read when
+    first checked, so that the table names no component itself: a new noise model, loss, data source (or
+    method: "n2n.methods:METHODS") is its module's registry entry and its YAML, and nothing here."""
+    return Option("choice", registry=registry, **kw)
+
+
+@functools.lru_cache(maxsize=None)
+def registry_names(registry: str) -> tuple[str, ...]:
+    where, _, attribute = registry.partition(":")
+    if where == "conf":
+        folder = Path(__file__).resolve().parents[1] / "conf" / attribute
+        return tuple(sorted(p.stem for p in folder.glob("*.yaml")))
+    return tuple(getattr(importlib.import_module(where), attribute))
+
+
 BOOL, PATH, STR = Option("bool"), Option("path"), Option("str")
 PATH_OR_NULL = Option("path", null=True)
 SEED = Int(0, 2**32 - 1)
@@ -134,7 +159,7 @@ STEPS_OR_NULL = Int(1, null=True)
 PROBABILITY_OR_RANGE = Option("number_or_range", 0, 1)
 
 _DATA = {
-    "data.name": Choice("samples", "folder", "ee559", "pairs", "stacks"),
+    "data.name": Names("n2n.data.sources:SOURCES"),
     "data.channels": Choice(1, 3),
     "data.crop_size": Int(32),
     "data.batch_size": BATCH,
@@ -154,7 +179,7 @@ _DATA = {
     "data.max_pixels": Int(1, null=True),  # null: n2n.image_files.limits.DEFAULT_MAX_PIXELS
 }
 _NOISE = {
-    "noise.name": Choice("gaussian", "poisson", "poisson_gaussian", "bernoulli", "text", "impulse"),
+    "noise.name": Names("n2n.noise:NOISE_MODELS"),
     "noise.sigma": Option("number_or_range", 0, 1000),
     "noise.lam": Option("number_or_range", 0, 1e9, lo_open=True),
     "noise.p": PROBABILITY_OR_RANGE,
@@ -164,25 +189,25 @@ _NOISE = {
 _MODEL = {
     "model.in_channels": Choice(1, 3), "model.out_channels": Choice(1, 3),
     "model.init": Choice("he", "torch"),
-    "model.activation.name": Choice("leaky_relu", "relu", "gelu", "silu", "prelu"),
+    "model.activation.name": Names("n2n.models.layers:ACTIVATIONS"),
     "model.activation.negative_slope": Float(0, 1),
     "model.activation.init": Float(0, 1),
-    "model.norm.name": Choice("none", "batch"),
+    "model.norm.name": Names("n2n.models.layers:NORMS"),
     "model.norm.momentum": Float(0, 1, lo_open=True),
 }
 _AUG = {
-    "aug.name": Choice("none", "flip", "flip_swap", "flip_swap_color"),
+    "aug.name": Names("conf:aug"),  # presets of PairedAugment's switches: the names are the files
     "aug.flip": BOOL, "aug.swap": BOOL, "aug.color": BOOL,
     "aug.brightness": Float(0, 1), "aug.hue": Float(0, 0.5),
 }
 _LOSS = {
-    "loss.name": Choice("l2", "l1", "l0"),
+    "loss.name": Names("n2n.losses:LOSSES"),
     "loss.ignore_dropped": BOOL,
     "loss.eps": Float(0, 1, lo_open=True),
     "loss.gamma_start": Float(0, 100, lo_open=True), "loss.gamma_end": Float(0, 100),
 }
 _OPTIMIZER = {
-    "optimizer.name": Choice("adam", "adamw", "sgd"),
+    "optimizer.name": Names("n2n.optim:OPTIMIZERS"),
     "optimizer.lr": Float(0, lo_open=True),
     "optimizer.betas": Option("pair_of_float"),
     "optimizer.eps": Float(0, 1, lo_open=True),
@@ -192,7 +217,7 @@ _OPTIMIZER = {
     "optimizer.fused": Choice("auto", True, False),
 }
 _SCHEDULER = {
-    "scheduler.name": Choice("none", "rampdown", "cosine"),
+    "scheduler.name": Names("n2n.optim:SCHEDULES"),
     "scheduler.fraction": Float(0, 1), "scheduler.warmup": Float(0, 1), "scheduler.min_factor": Float(0, 1),
 }
 _TRAINER = {
@@ -260,7 +285,7 @@ _TOP = {
     "overwrite": BOOL,
     "log_images": Int(0),
     "print_config": BOOL,
-    "logger.name": Choice("tensorboard", "csv", "mlflow", "wandb", "none"),
+    "logger.name": Names("n2n.training.loggers:LOGGERS"),
     "logger.tracking_uri": Option("str", null=True),  # mlflow: a file:, sqlite:, http(s): ... URI
     "logger.experiment_name": Option("str", null=True),
     "logger.run_name": Option("str", null=True),

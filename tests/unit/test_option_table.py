@@ -75,7 +75,7 @@ def bad_values(option: Option) -> list[str]:
     if kind in ("path", "str"):
         return ["123"]
     if kind == "choice":
-        return ["1.5" if all(isinstance(c, str) for c in option.choices) else "abc", "not_a_choice"]
+        return ["1.5" if all(isinstance(c, str) for c in option.allowed()) else "abc", "not_a_choice"]
     if kind == "bool":
         return ["abc", "2"]
     if kind in ("list_of_str",):
