@@ -1,8 +1,8 @@
 """Reading image files as H x W x C uint8/uint16 arrays, upright, with everything the file holds or a refusal.
 
-Pillow reads most formats; tifffile reads TIFFs (Pillow reduces 16-bit colour TIFFs to 8 bits) and Pillow
-takes over for TIFF compressions that tifffile cannot decode without the optional `imagecodecs` package.
-16-bit colour PNGs go through n2n.image_files.png16 (Pillow reduces them to 8 bits).
+Pillow reads most formats; tifffile reads TIFFs (Pillow reduces 16-bit colour TIFFs to 8 bits), with the
+codecs of `imagecodecs` (LZW, JPEG, ...), Pillow taking over for any it lacks. 16-bit colour PNGs go through
+n2n.image_files.png16 (libpng; Pillow reduces them to 8 bits).
 
 Every path checks the declared size against the pixel limit (n2n.image_files.limits) before decoding. A file
 is read whole or refused in one line: an animated or multi-page file (GIF, WebP, APNG, a TIFF of several
