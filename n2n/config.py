@@ -152,6 +152,18 @@ def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContex
     return config
 
 
+def resolve_eval_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """eval.py's config as plain dicts, every option's type and range checked (EVAL_OPTIONS): the evaluation
+    reads only this, never the Hydra object. Data and noise may stay unset (a checkpoint supplies them)."""
+    from n2n.config_schema import EVAL_OPTIONS
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    config = dict(cfg)
+    check_options(config, EVAL_OPTIONS)
+    return config
+
+
 def with_output_dir(cfg: DictConfig | dict[str, Any], run_dir: Path) -> DictConfig | dict[str, Any]:
     """`paths.output_dir` (null in conf/paths/default.yaml) set to the run folder, so that `${paths.output_dir}`
     names this run's folder in any option and config.yaml records it. A DictConfig is copied (its interpolations

@@ -13,14 +13,14 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from n2n.atomic import atomic_output, write_text
-from n2n.config import RunContext
+from n2n.config import RunContext, resolve_eval_config
 from n2n.config_schema import EVAL_OPTIONS, check_options
 from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
@@ -35,7 +35,7 @@ from n2n.training.run_folder import claim, eval_results_in
 from n2n.visualize import COLUMNS, comparison_grid, psnr_caption, to_uint8_hwc
 
 
-def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Module, dict[str, Any]]:
+def load_model(cfg: Mapping[str, Any], device: torch.device) -> tuple[str, torch.nn.Module, dict[str, Any]]:
     """(what was evaluated, the network, its training config: empty for weight files and bundled models)."""
     ckpt_path, model = cfg.get("ckpt_path"), cfg.get("model")
     if (ckpt_path is None) == (model is None):
@@ -48,10 +48,11 @@ def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Mod
     return str(model or ckpt_path), load_network(path, device), {}
 
 
-def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
-    given = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    check_options(given, EVAL_OPTIONS)
-    device = pick_device(str(cfg.device))
+def evaluate(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[str, Any]:
+    """Evaluate as eval.py's config says (a DictConfig or plain dicts: resolved and checked first, by
+    n2n.config.resolve_eval_config; nothing below reads the Hydra object)."""
+    cfg = given = resolve_eval_config(cfg)
+    device = pick_device(str(cfg["device"]))
     label, net, trained = load_model(cfg, device)
     data_cfg = given.get("data") or trained.get("data")
     noise_cfg = given.get("noise") or trained.get("noise")
@@ -88,22 +89,22 @@ def shown_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _evaluate(cfg: DictConfig, context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
+def _evaluate(cfg: Mapping[str, Any], context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
               names: list[str], pairs: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
     out_dir = context.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     images_dir = out_dir / "denoised"
-    if cfg.save_images:
+    if cfg['save_images']:
         images_dir.mkdir(parents=True, exist_ok=True)
     rows, grid_rows, grid_captions = [], [], []
-    num_comparisons = int(cfg.num_comparisons)
+    num_comparisons = int(cfg['num_comparisons'])
     outputs = output_names(names)
     renamed = [f"{shown_name(n)} -> {shown_name(o)}" for n, o in zip(names, outputs) if o != f"{Path(n).stem}.png"]
-    if cfg.save_images and renamed:
+    if cfg['save_images'] and renamed:
         print(f"inputs that share a name are written under distinct names: {'; '.join(renamed)}", flush=True)
     for i, (name, item) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
         noisy = as_float(item["noisy"])
-        denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.tile)[0].cpu())
+        denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.get('tile'))[0].cpu())
         noisy8 = quantize8(noisy)
         row: dict[str, Any] = {"image": shown_name(name)}
         reference = None
@@ -117,7 +118,7 @@ def _evaluate(cfg: DictConfig, context: RunContext, label: str, net: torch.nn.Mo
             row.update(n2n_loss_noisy=float(((noisy - other) ** 2).mean()),
                        n2n_loss_denoised=float(((denoised - other) ** 2).mean()))
         rows.append(row)
-        if cfg.save_images:
+        if cfg['save_images']:
             write_image(images_dir / outputs[i], to_pixels(denoised, item["noisy"].dtype))
         if i < num_comparisons:
             grid_rows.append([noisy8, denoised, reference.clamp(0, 1)])
