@@ -5,7 +5,7 @@ such a folder unless it resumes that run (`ckpt_path=last`, or a checkpoint of t
 to replace the results (`overwrite=true`, which removes them first). While a run trains, `run.lock` in its
 folder names its process (id, start time, command line, host); a second run in the same folder is refused while
 that process lives. A lock left by a process that no longer runs (kill -9, a node that died), or whose process
-id now belongs to another program (started after the lock was written), is taken over.
+id now belongs to another program (one that started at another time than the lock records), is taken over.
 
 Only an accepted run writes into the folder: Hydra's records of the run (.hydra/) are written by `claim` after
 the checks (conf/hydra/ turns off Hydra's own copy, which it writes before any of n2n's code runs), so a
@@ -68,9 +68,9 @@ def resumes_this_folder(ckpt_path: str | None, run_dir: Path) -> bool:
     return bool(ckpt_path) and Path(ckpt_path).resolve().parent == (run_dir / "checkpoints").resolve()
 
 
-def _alive(owner: Mapping, lock: Path) -> bool:
-    """Whether the process that wrote the lock still runs: its id is in use on this host by a process that
-    started when the lock says (or, for a lock that does not say, before the lock was written)."""
+def _alive(owner: Mapping) -> bool:
+    """Whether the process that wrote the lock still runs: its id is in use on this host, by a process that
+    started when the lock says (a lock of an older n2n, without a start time: by any process)."""
     pid, host = int(owner["pid"]), str(owner["host"])
     if host != socket.gethostname():
         return True  # another node's process cannot be checked from here: assume it runs
@@ -80,16 +80,10 @@ def _alive(owner: Mapping, lock: Path) -> bool:
         return False
     except PermissionError:
         pass
-    started = process_start_time(pid)
-    if started is None:
+    started, recorded = process_start_time(pid), owner.get("started")
+    if started is None or not isinstance(recorded, (int, float)):
         return True  # cannot tell: a live process with that id
-    recorded = owner.get("started")
-    if isinstance(recorded, (int, float)):
-        return abs(started - recorded) < 2.0  # clock ticks and boot-time rounding
-    try:
-        return started <= lock.stat().st_mtime + 2.0  # a process started after the lock did not write it
-    except OSError:
-        return True
+    return abs(started - recorded) < 2.0  # the same formula both times: only a reused id differs
 
 
 def _describe_owner(owner: Mapping) -> str:
@@ -118,7 +112,7 @@ def _take_lock(lock: Path) -> None:
                 str(owner["host"])
             except (OSError, ValueError, KeyError, TypeError):
                 owner, pid = {}, -1  # unreadable: left by a process killed while writing it
-            if pid != os.getpid() and pid > 0 and _alive(owner, lock):
+            if pid != os.getpid() and pid > 0 and _alive(owner):
                 raise ConfigError(f"run folder {lock.parent} is in use by another run ({_describe_owner(owner)}; "
                                   f"{lock.name}): give this run its own hydra.run.dir, or wait for that one to end; "
                                   f"if that run is gone (e.g. its machine died), delete {lock} by hand")
@@ -167,26 +161,22 @@ def claim(run_dir: Path, ckpt_path: str | None, overwrite: bool, records: Mappin
 HYDRA_RECORDS = (RECORDS_DIR,)
 
 
-def _created_by_this_process(folder: Path) -> bool:
-    """Whether `folder` came into being (or last changed its entries) after this process started: Hydra made
-    it for this run. A folder the user had before (empty or not) is older."""
-    started = process_start_time(os.getpid())
-    try:
-        return started is not None and folder.stat().st_ctime >= started - 1.0
-    except OSError:
-        return False
-
-
 @contextmanager
-def discard_if_unused(run_dir: Path) -> Iterator[None]:
+def discard_if_unused(run_dir: Path, since: float) -> Iterator[None]:
     """A run that fails before writing anything of its own (an option refused, a data folder missing, Ctrl-C
-    while starting) leaves no folder behind that Hydra made for it: an empty one is removed, as is one that
-    holds only Hydra's records or an empty log, if this process made it. Any other folder is left as it is."""
+    while starting) leaves no folder behind that was made for it (by Hydra, after `since`: time.time() when
+    the entry point started, before Hydra ran): an empty one is removed, as is one that holds only Hydra's
+    records or an empty log. A folder that existed before (the user's, even empty) or that holds anything else
+    is left as it is."""
     try:
         yield
     except BaseException:
         run_dir = Path(run_dir)
-        if not run_dir.is_dir() or not _created_by_this_process(run_dir):
+        try:
+            made_for_this_run = run_dir.stat().st_ctime >= since - 0.05  # file times: the same clock
+        except OSError:
+            made_for_this_run = False
+        if not run_dir.is_dir() or not made_for_this_run:
             raise
         entries = list(run_dir.iterdir())
         if all(e.name in HYDRA_RECORDS or (e.is_file() and e.suffix == ".log") for e in entries):

@@ -152,21 +152,20 @@ def test_a_lock_of_a_live_owner_is_refused_with_how_to_clear_it(tmp_path, live_o
 
 
 def test_a_lock_whose_pid_now_belongs_to_another_program_is_taken_over(tmp_path, live_owner):
-    """The lock's process id is alive, but that process started after the lock's owner: not the owner."""
-    cases = [
-        {"pid": live_owner["pid"], "started": live_owner["started"] - 3600},  # start time recorded: differs
-        {"pid": live_owner["pid"]},  # older lock without a start time, written before that process started
-    ]
-    for owner in cases:
-        _lock(tmp_path, **owner)
-        if "started" not in owner:
-            old = time.time() - 3600
-            os.utime(tmp_path / LOCK, (old, old))
+    """The lock's process id is alive, but that process started at another time than the lock's owner."""
+    _lock(tmp_path, pid=live_owner["pid"], started=live_owner["started"] - 3600, cmdline="python train.py")
+    with claim(tmp_path, None, False):
+        mine = json.loads((tmp_path / LOCK).read_text())
+        assert mine["pid"] == os.getpid() and mine["started"] == pytest.approx(process_start_time(os.getpid()))
+        assert mine["cmdline"]
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_an_older_lock_without_a_start_time_is_honoured_and_says_how_to_clear_it(tmp_path, live_owner):
+    _lock(tmp_path, pid=live_owner["pid"])  # as n2n wrote locks before: which process wrote it cannot be told
+    with pytest.raises(ConfigError, match=f"process {live_owner['pid']} on .*delete {tmp_path / LOCK} by hand"):
         with claim(tmp_path, None, False):
-            mine = json.loads((tmp_path / LOCK).read_text())
-            assert mine["pid"] == os.getpid() and mine["started"] == pytest.approx(process_start_time(os.getpid()))
-            assert mine["cmdline"]
-        assert not (tmp_path / LOCK).exists()
+            pass
 
 
 @pytest.mark.parametrize("content", ["{\"pid\": 999999999, \"host\": \"HOST\"}", "garbage{", ""])
@@ -194,3 +193,24 @@ def test_records_are_written_only_when_the_folder_is_claimed(tmp_path):
     with claim(tmp_path, None, True, records):
         assert (tmp_path / ".hydra" / "config.yaml").read_text() == "a: 1\n"
         assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_a_refused_run_removes_only_the_folder_made_for_it(tmp_path):
+    """The user's own (empty) folder stays; the one made for the refused run (by Hydra) goes."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    time.sleep(0.2)  # the process below starts after `mine` was made
+    code = ("import sys, time; from pathlib import Path; from n2n.training.run_folder import discard_if_unused\n"
+            "started = time.time()\n"
+            "for folder in map(Path, sys.argv[1:]):\n"
+            "    folder.mkdir(exist_ok=True)\n"
+            "    try:\n"
+            "        with discard_if_unused(folder, started):\n"
+            "            raise ValueError('refused')\n"
+            "    except ValueError:\n"
+            "        pass\n")
+    made = tmp_path / "made"
+    result = subprocess.run([sys.executable, "-c", code, str(mine), str(made)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(__import__("helpers.runs").runs.ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert mine.is_dir() and not made.exists()
