@@ -1,6 +1,10 @@
 """Score a checkpoint: `python eval.py ckpt_path=PATH [data=folder data.val_dir=DIR] [noise=...]` (see README)."""
+import time
+
 import hydra
 from omegaconf import DictConfig
+
+STARTED = time.time()  # before Hydra makes the run folder: a refused run removes only a folder made after it
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -13,7 +17,7 @@ def main(cfg: DictConfig) -> None:
         from n2n.training.run_folder import discard_if_unused
     with exit_on_error("eval.py"):
         context = run_context(cfg)
-        with discard_if_unused(context.run_dir):  # a refused config leaves no empty folder
+        with discard_if_unused(context.run_dir, STARTED):  # a refused config leaves no empty folder
             evaluate(cfg, context)
 
 

@@ -36,6 +36,10 @@ class RunContext:
     sweeper: Mapping[str, Any] = field(default_factory=dict)  #: hydra.sweeper of a multirun, else empty
     overrides: tuple[str, ...] = ()  #: the run's command-line options (a sweep's job: that job's)
     entry_point: str = "train.py"
+    #: Hydra's records of the run (.hydra/config.yaml, hydra.yaml, overrides.yaml: file name -> text), written
+    #: into the run folder only once the run is accepted there (n2n.training.run_folder.claim): conf/hydra/
+    #: sets hydra.output_subdir to null, so that a refused run cannot overwrite another run's records.
+    records: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -70,7 +74,16 @@ def run_context(cfg: DictConfig | Mapping[str, Any] | None = None) -> RunContext
     multirun = hydra.mode == RunMode.MULTIRUN
     sweeper = OmegaConf.to_container(hydra.sweeper, resolve=False) if multirun else {}
     entry = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "train.py"
-    return RunContext(Path(hydra.runtime.output_dir), multirun, sweeper, tuple(hydra.overrides.task), entry)
+    return RunContext(Path(hydra.runtime.output_dir), multirun, sweeper, tuple(hydra.overrides.task), entry,
+                      hydra_records(cfg, hydra) if isinstance(cfg, DictConfig) else {})
+
+
+def hydra_records(cfg: DictConfig, hydra: DictConfig) -> dict[str, str]:
+    """What Hydra itself writes to <run folder>/.hydra/ (with hydra.output_subdir set), as texts."""
+    overrides = list(hydra.overrides.task)
+    return {"config.yaml": OmegaConf.to_yaml(cfg),
+            "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": OmegaConf.to_container(hydra)})),
+            "overrides.yaml": OmegaConf.to_yaml(OmegaConf.create(overrides))}
 
 
 def to_plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -150,6 +163,18 @@ def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContex
     config = resolve_method(config)
     config = resolve_speed(config)
     config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir, context.multirun)
+    return config
+
+
+def resolve_eval_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """eval.py's config as plain dicts, every option's type and range checked (EVAL_OPTIONS): the evaluation
+    reads only this, never the Hydra object. Data and noise may stay unset (a checkpoint supplies them)."""
+    from n2n.config_schema import EVAL_OPTIONS
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    config = dict(cfg)
+    check_options(config, EVAL_OPTIONS)
     return config
 
 

@@ -9,9 +9,13 @@ they never reach those libraries in a form that ends in a traceback.
 """
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from n2n.errors import ConfigError
@@ -25,7 +29,8 @@ ACTIVATION_BYTES_PER_PIXEL = 1024
 @dataclass(frozen=True)
 class Option:
     """What one option takes. `kind`: int, float, bool, str, path, choice, number_or_range, list_of_str,
-    pair_of_float. `lo`/`hi`: inclusive bounds (`lo_open`: lo excluded). `extra`: values allowed besides the
+    pair_of_float, batches (Lightning's count-or-fraction: an integer, or a float in [lo, 1]), duration
+    (DD:HH:MM:SS). `lo`/`hi`: inclusive bounds (`lo_open`: lo excluded). `extra`: values allowed besides the
     range (e.g. -1 for "no limit"). `null`: None allowed."""
 
     kind: str
@@ -35,10 +40,15 @@ class Option:
     null: bool = False
     choices: tuple = ()
     extra: tuple = ()
+    registry: str = ""  #: a choice among a registry's names, "module:ATTRIBUTE" (see Names), before `choices`
+
+    def allowed(self) -> tuple:
+        """The values of a choice: the registry's names (imported when first needed), then `choices`."""
+        return (registry_names(self.registry) if self.registry else ()) + tuple(self.choices)
 
     def describe(self) -> str:
         if self.kind == "choice":
-            allowed = " | ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices)
+            allowed = " | ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.allowed())
         elif self.kind in ("int", "float", "number_or_range"):
             what = {"int": "an integer", "float": "a number", "number_or_range": "a number or [low, high]"}[self.kind]
             bounds = []
@@ -49,8 +59,12 @@ class Option:
             allowed = what + (" " + " and ".join(bounds) if bounds else "")
             if self.extra:
                 allowed += " (or " + ", ".join(map(str, self.extra)) + ")"
+        elif self.kind == "batches":
+            allowed = (f"a number of batches (an integer >= {1 if self.lo_open else 0}) or a fraction of them (a "
+                       f"number {'>' if self.lo_open else '>='} 0 and <= 1)")
         else:
-            allowed = {"bool": "true or false", "str": "a string", "path": "a file or folder path",
+            allowed = {"duration": "a duration DD:HH:MM:SS (e.g. 00:12:00:00)",
+                       "bool": "true or false", "str": "a string", "path": "a file or folder path",
                        "list_of_str": "a list of names", "pair_of_float": "[a, b] with 0 <= a, b < 1"}[self.kind]
         return allowed + (", or null" if self.null else "")
 
@@ -88,12 +102,18 @@ def valid(option: Option, v: Any) -> bool:
         if isinstance(v, (list, tuple)):
             return (len(v) == 2 and all(_is_number(x) and _in_range(option, x) for x in v) and v[0] <= v[1])
         return _is_number(v) and _in_range(option, v)
+    if kind == "batches":
+        if _is_int(v):
+            return v >= (1 if option.lo_open else 0)
+        return isinstance(v, float) and math.isfinite(v) and _in_range(option, v)
+    if kind == "duration":
+        return isinstance(v, str) and re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", v.strip()) is not None
     if kind == "bool":
         return isinstance(v, bool)
     if kind in ("str", "path"):
         return isinstance(v, str) and v.strip() != ""
     if kind == "choice":
-        return any(v == c and type(v) is type(c) for c in option.choices)
+        return any(v == c and type(v) is type(c) for c in option.allowed())
     if kind == "list_of_str":
         return isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(x, str) for x in v)
     if kind == "pair_of_float":
@@ -114,6 +134,23 @@ def Choice(*choices, **kw) -> Option:  # noqa: N802
     return Option("choice", choices=choices, **kw)
 
 
+def Names(registry: str, **kw) -> Option:  # noqa: N802
+    """A choice among the names of a registry, "module:ATTRIBUTE" (a mapping or sequence of names), or
+    "conf:GROUP" for the config files of a group that has no code registry (conf/GROUP/*.yaml). Read when
+    first checked, so that the table names no component itself: a new noise model, loss, data source (or
+    method: "n2n.methods:METHODS") is its module's registry entry and its YAML, and nothing here."""
+    return Option("choice", registry=registry, **kw)
+
+
+@functools.lru_cache(maxsize=None)
+def registry_names(registry: str) -> tuple[str, ...]:
+    where, _, attribute = registry.partition(":")
+    if where == "conf":
+        folder = Path(__file__).resolve().parents[1] / "conf" / attribute
+        return tuple(sorted(p.stem for p in folder.glob("*.yaml")))
+    return tuple(getattr(importlib.import_module(where), attribute))
+
+
 BOOL, PATH, STR = Option("bool"), Option("path"), Option("str")
 PATH_OR_NULL = Option("path", null=True)
 SEED = Int(0, 2**32 - 1)
@@ -122,7 +159,7 @@ STEPS_OR_NULL = Int(1, null=True)
 PROBABILITY_OR_RANGE = Option("number_or_range", 0, 1)
 
 _DATA = {
-    "data.name": Choice("samples", "folder", "ee559", "pairs", "stacks", "singles"),
+    "data.name": Names("n2n.data.sources:SOURCES"),
     "data.channels": Choice(1, 3),
     "data.crop_size": Int(32),
     "data.batch_size": BATCH,
@@ -140,9 +177,10 @@ _DATA = {
     "data.val_fraction": Float(0, 0.5, lo_open=True, null=True),
     "data.frame_split": Choice("random", "even_odd"),
     "data.noise_draws": Choice("fresh", "fixed"),
+    "data.max_pixels": Int(1, null=True),  # null: n2n.image_files.limits.DEFAULT_MAX_PIXELS
 }
 _NOISE = {
-    "noise.name": Choice("gaussian", "poisson", "poisson_gaussian", "bernoulli", "text", "impulse"),
+    "noise.name": Names("n2n.noise:NOISE_MODELS"),
     "noise.sigma": Option("number_or_range", 0, 1000),
     "noise.lam": Option("number_or_range", 0, 1e9, lo_open=True),
     "noise.p": PROBABILITY_OR_RANGE,
@@ -152,25 +190,25 @@ _NOISE = {
 _MODEL = {
     "model.in_channels": Choice(1, 3), "model.out_channels": Choice(1, 3),
     "model.init": Choice("he", "torch"),
-    "model.activation.name": Choice("leaky_relu", "relu", "gelu", "silu", "prelu"),
+    "model.activation.name": Names("n2n.models.layers:ACTIVATIONS"),
     "model.activation.negative_slope": Float(0, 1),
     "model.activation.init": Float(0, 1),
-    "model.norm.name": Choice("none", "batch"),
+    "model.norm.name": Names("n2n.models.layers:NORMS"),
     "model.norm.momentum": Float(0, 1, lo_open=True),
 }
 _AUG = {
-    "aug.name": Choice("none", "flip", "flip_swap", "flip_swap_color"),
+    "aug.name": Names("conf:aug"),  # presets of PairedAugment's switches: the names are the files
     "aug.flip": BOOL, "aug.swap": BOOL, "aug.color": BOOL,
     "aug.brightness": Float(0, 1), "aug.hue": Float(0, 0.5),
 }
 _LOSS = {
-    "loss.name": Choice("l2", "l1", "l0"),
+    "loss.name": Names("n2n.losses:LOSSES"),
     "loss.ignore_dropped": BOOL,
     "loss.eps": Float(0, 1, lo_open=True),
     "loss.gamma_start": Float(0, 100, lo_open=True), "loss.gamma_end": Float(0, 100),
 }
 _OPTIMIZER = {
-    "optimizer.name": Choice("adam", "adamw", "sgd"),
+    "optimizer.name": Names("n2n.optim:OPTIMIZERS"),
     "optimizer.lr": Float(0, lo_open=True),
     "optimizer.betas": Option("pair_of_float"),
     "optimizer.eps": Float(0, 1, lo_open=True),
@@ -180,14 +218,16 @@ _OPTIMIZER = {
     "optimizer.fused": Choice("auto", True, False),
 }
 _SCHEDULER = {
-    "scheduler.name": Choice("none", "rampdown", "cosine"),
+    "scheduler.name": Names("n2n.optim:SCHEDULES"),
     "scheduler.fraction": Float(0, 1), "scheduler.warmup": Float(0, 1), "scheduler.min_factor": Float(0, 1),
 }
 _TRAINER = {
     "trainer.accelerator": Choice("auto", "cpu", "gpu", "cuda"),
     "trainer.devices": Option("int", 1, extra=("auto", -1)),
     "trainer.num_nodes": Int(1),
-    "trainer.strategy": Choice("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true"),
+    # not ddp_spawn: its processes train in children whose steps and validations never reach the run's
+    # metrics.json (it recorded "0 steps"); ddp is the same training with processes started by the command line
+    "trainer.strategy": Choice("auto", "ddp", "ddp_find_unused_parameters_true"),
     "trainer.sync_batchnorm": BOOL,
     "trainer.max_epochs": Int(1, extra=(-1,), null=True),  # null: Lightning's 1000 (unlimited with max_steps)
     "trainer.max_steps": Int(1, extra=(-1,)),
@@ -195,9 +235,9 @@ _TRAINER = {
                                 "bf16-true", "64-true", "64", 64),
     "trainer.log_every_n_steps": Int(1),
     "trainer.check_val_every_n_epoch": Int(1, null=True),
-    "trainer.val_check_interval": Option("float", 0, lo_open=True, null=True),
-    "trainer.limit_train_batches": Option("float", 0, lo_open=True, null=True),
-    "trainer.limit_val_batches": Option("float", 0, null=True),
+    "trainer.val_check_interval": Option("batches", 0, 1, lo_open=True, null=True),
+    "trainer.limit_train_batches": Option("batches", 0, 1, lo_open=True, null=True),
+    "trainer.limit_val_batches": Option("batches", 0, 1, null=True),
     "trainer.num_sanity_val_steps": Int(0, extra=(-1,)),
     "trainer.gradient_clip_val": Float(0, lo_open=True, null=True),
     "trainer.deterministic": Choice(True, False, "warn", null=True),
@@ -207,17 +247,17 @@ _TRAINER = {
     "trainer.fast_dev_run": Option("int", 0, extra=(True, False)),
     "trainer.min_epochs": Int(0, null=True),
     "trainer.min_steps": Int(0, null=True),
-    "trainer.max_time": Option("str", null=True),  # DD:HH:MM:SS; a mapping ({hours: 1}) goes to Lightning as is
-    "trainer.limit_test_batches": Option("float", 0, null=True),
-    "trainer.limit_predict_batches": Option("float", 0, null=True),
-    "trainer.overfit_batches": Float(0),
+    "trainer.max_time": Option("duration", null=True),  # a mapping ({hours: 1}) goes to Lightning as is
+    "trainer.limit_test_batches": Option("batches", 0, 1, null=True),
+    "trainer.limit_predict_batches": Option("batches", 0, 1, null=True),
+    "trainer.overfit_batches": Option("batches", 0, 1),
     "trainer.enable_checkpointing": Option("bool", null=True),
     "trainer.accumulate_grad_batches": Int(1),
     "trainer.gradient_clip_algorithm": Choice("norm", "value", null=True),
     "trainer.benchmark": Option("bool", null=True),
     "trainer.inference_mode": BOOL,
     "trainer.use_distributed_sampler": BOOL,
-    "trainer.profiler": Choice("simple", "advanced", "pytorch", "xla", null=True),
+    "trainer.profiler": Choice("simple", "advanced", "pytorch", null=True),  # not xla: TPUs only (torch_xla)
     "trainer.detect_anomaly": BOOL,
     "trainer.barebones": BOOL,
     "trainer.reload_dataloaders_every_n_epochs": Int(0),
@@ -248,7 +288,7 @@ _TOP = {
     "log_images": Int(0),
     "print_config": BOOL,
     "note": Option("str", null=True),
-    "logger.name": Choice("tensorboard", "csv", "mlflow", "wandb", "none"),
+    "logger.name": Names("n2n.training.loggers:LOGGERS"),
     "logger.tracking_uri": Option("str", null=True),  # mlflow: a file:, sqlite:, http(s): ... URI
     "logger.experiment_name": Option("str", null=True),
     "logger.run_name": Option("str", null=True),
@@ -269,6 +309,8 @@ EVAL_OPTIONS: dict[str, Option] = {
     "tile": Int(352, null=True),  # at least 2 x the default overlap (128) + 32
     "save_images": BOOL,
     "num_comparisons": Int(0),
+    "max_pixels": Int(1, null=True),
+    "overwrite": BOOL,
     **_DATA, **_NOISE, **_PATHS,
 }
 

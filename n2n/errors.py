@@ -52,11 +52,19 @@ def signal_name(signum: int) -> str:
 def exit_on_error(program: str = "n2n"):
     """Turn our errors (and OmegaConf's missing or bad values) into one message on stderr and exit code 2, and
     Ctrl-C into one line and exit code 130 (128 + SIGINT), as a shell reports it. Files being written are
-    never left partial (n2n.atomic); a training run saves its checkpoint first (its interrupt callback)."""
+    never left partial (n2n.atomic); a training run saves its checkpoint first (its interrupt callback).
+    A file or folder the system refuses (OSError naming it) is one line too, and printing never fails on a
+    file name that is not valid UTF-8 (shown with backslash escapes)."""
+    _printable_streams()
     try:
         yield
     except N2NError as exc:
         print(f"{program}: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        print(f"{program}: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         _interrupted(program)
@@ -67,6 +75,16 @@ def exit_on_error(program: str = "n2n"):
         key = getattr(exc, "full_key", None)
         print(f"{program}: error: config {key + ': ' if key else ''}{message}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def _printable_streams() -> None:
+    """stdout and stderr write what they cannot encode as backslash escapes instead of raising
+    UnicodeEncodeError half-way through a command (file names are bytes on POSIX, not always UTF-8)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # replaced streams (pytest's capture, a notebook)
+            pass
 
 
 def _is_omegaconf_error(exc: Exception) -> bool:

@@ -22,13 +22,28 @@ for _name, _preset in PRUNER_PRESETS.items():
 
 
 class N2NOptunaSweeper(Sweeper):
+    """Its errors (an unknown sampler, a storage that cannot be opened, a study of the other direction) are
+    n2n's: one line and exit code 2, as the jobs' own (Hydra would print them with a traceback)."""
+
     def __init__(self, **options: Any) -> None:
+        from n2n.errors import exit_on_error
         from n2n.search.sweeper import OptunaSearch
 
-        self.search = OptunaSearch(**options)
+        with exit_on_error(_program()):
+            self.search = OptunaSearch(**options)
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         self.search.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: Sequence[str]) -> Any:
-        return self.search.sweep(list(arguments))
+        from n2n.errors import exit_on_error
+
+        with exit_on_error(_program()):
+            return self.search.sweep(list(arguments))
+
+
+def _program() -> str:
+    import sys
+    from pathlib import Path
+
+    return Path(sys.argv[0]).name if sys.argv and sys.argv[0].endswith(".py") else "train.py"

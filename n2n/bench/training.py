@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Callback
 
 from n2n.atomic import write_text
 from n2n.config import resolve_speed
+from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.devices import describe_machine, pick_device, synchronize
 from n2n.errors import exit_on_error
 from n2n.models.unet import UNet
@@ -121,7 +122,9 @@ def project_config(train_pkl: Path, batch: int, overrides: list[str]) -> dict[st
         cfg = compose("train", overrides=[
             "data=ee559", f"data.train_path={train_pkl}", f"data.val_path={train_pkl}", f"data.batch_size={batch}",
             "optimizer=sgd", "scheduler=none", "logger=none", *overrides])
-    return resolve_speed(OmegaConf.to_container(cfg, resolve=True))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    check_options(config, TRAIN_OPTIONS)  # the user's overrides get train.py's checks
+    return resolve_speed(config)
 
 
 def project_loop(config: dict[str, Any], steps: int, warmup: int, device: torch.device) -> dict[str, Any]:

@@ -66,6 +66,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--strength", type=Bounded(float, 0, 1), default=1.0, metavar="S",
                    help="how much of the denoised image to keep, 0..1: S x denoised + (1 - S) x input; below 1 "
                    "some of the input's grain and texture stays (0 = the input unchanged; default %(default)s)")
+    p.add_argument("--max-pixels", type=Bounded(int, 1), default=None, metavar="N",
+                   help="refuse an input whose header declares more than N pixels, before decoding it "
+                   "(default 250000000)")
     p.add_argument("--suffix", default=None, help="appended to each output's file name before the extension "
                    "(default: none with -o, _denoised without)")
     p.set_defaults(func=run)
@@ -195,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
         from tqdm import tqdm
 
+        from n2n.image_files import IMAGE_EXTENSIONS, set_max_pixels
         from n2n.inference.runners import load_runner
         from n2n.inference.tiling import check_tiling
 
@@ -203,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         model, inputs = split_model(args)
+        set_max_pixels(getattr(args, "max_pixels", None), "--max-pixels")
         tile = args.tile if args.tile and args.tile > 0 else None
         if tile is not None:
             check_tiling(tile, args.overlap)
@@ -233,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         if args.outdir:
             Path(args.outdir).mkdir(parents=True, exist_ok=True)
     except (N2NError, ValueError, OSError) as exc:
-        fail(f"error: {exc}")
+        fail(f"error: {exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else f"error: {exc}")
         return EXIT_USAGE
 
     failed = list(missing)

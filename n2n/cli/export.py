@@ -66,7 +66,8 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"n2n export: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {out}: max |ONNX - PyTorch| = {diff:.1e} on random 64x96 and 96x64 inputs", file=sys.stderr)
-    if diff > 1e-3:
-        print(f"n2n export: error: the ONNX model disagrees with PyTorch by {diff:.1e} (> 1e-3)", file=sys.stderr)
+    if not diff <= 1e-3:  # NaN fails too
+        print(f"n2n export: error: the ONNX model disagrees with PyTorch by {diff:.1e} (> 1e-3, or not a number: "
+              f"non-finite outputs)", file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK

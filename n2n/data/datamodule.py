@@ -29,13 +29,13 @@ from n2n.data.augment import build_augment
 from n2n.data.crops import CropBank
 from n2n.data.sources import SOURCES, DataSource, ValidationData, source_class
 from n2n.errors import ConfigError
-from n2n.image_files import as_float
+from n2n.image_files import as_float, set_max_pixels
 from n2n.methods import CLEAN, PAIR, Method, build_method, method_for_config, method_section, noise_sigma
 from n2n.noise import NoiseModel, build_noise
 
 #: Options of the `data` section that the DataModule itself reads, whatever the source.
 COMMON_KEYS = frozenset({"name", "channels", "batch_size", "val_batch_size", "steps_per_epoch", "val_limit",
-                         "val_seed"})
+                         "val_seed", "max_pixels"})
 NOISE_DRAWS = ("fresh", "fixed")
 
 
@@ -51,6 +51,7 @@ def _int_option(cfg: Mapping[str, Any], key: str, minimum: int = 1, required: bo
 def build_source(data_cfg: Mapping[str, Any]) -> DataSource:
     """The data source of a `data` section, its common options checked."""
     cls = source_class(data_cfg, COMMON_KEYS)
+    set_max_pixels(data_cfg.get("max_pixels"), "data.max_pixels")  # every image file the source reads
     channels = _int_option(data_cfg, "channels")
     if channels not in (1, 3):
         raise ConfigError(f"data.channels={channels} must be 1 (greyscale) or 3 (RGB)")

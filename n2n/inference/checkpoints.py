@@ -44,6 +44,17 @@ def model_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> dict[
     return {**_MODEL_KEYS_ADDED, **training_config(ckpt, path)["model"]}
 
 
+def check_finite(tensors: dict[str, Any], path: str | Path) -> None:
+    """CheckpointError if a weight is NaN or infinite: such a network turns every image into NaN (black once
+    converted to pixels) while looking like a model that worked."""
+    bad = [name for name, t in tensors.items()
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"model {path} holds NaN or infinite weights ({', '.join(bad[:3])}"
+                              f"{' ...' if len(bad) > 3 else ''}): the training it comes from diverged; use a "
+                              f"checkpoint from before (train.py's divergence guard never saves such weights)")
+
+
 def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> UNet:
     """Rebuild the U-Net from the checkpoint alone, in eval mode."""
     return unet_from_checkpoint(read_checkpoint(path), path, map_location)
@@ -77,6 +88,7 @@ def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",
     except ConfigError as exc:  # the stored config is only read for names in n2n's registries
         raise CheckpointError(f"checkpoint {path} holds a model config that n2n cannot build: {exc}") from None
     state = {k[len(NET_PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(NET_PREFIX)}
+    check_finite(state, path)
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

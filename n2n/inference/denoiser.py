@@ -22,6 +22,30 @@ from n2n.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_strength, 
 
 #: PIL modes taken as they are (the output has the same mode); palette images come back as RGB(A).
 _PIL_MODES = {"L": np.uint8, "LA": np.uint8, "RGB": np.uint8, "RGBA": np.uint8, "I;16": np.uint16}
+#: How far float pixels may lie outside [0, 1] and still be taken (clipped, as an 8-bit file would hold them):
+#: noise added to an image in [0, 1] overshoots a little; values beyond are another scale (0..255) or garbage.
+FLOAT_SLACK = 0.5
+
+
+def check_float_pixels(values: np.ndarray | torch.Tensor, what: str) -> None:
+    """ValueError unless float pixels are finite and within [-FLOAT_SLACK, 1 + FLOAT_SLACK] (see `denoise`)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().float().cpu().numpy()
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ValueError(f"{what} holds {int((~finite).sum())} NaN or infinite value(s): replace them (e.g. "
+                         f"np.nan_to_num) before denoising")
+    low, high = float(values.min()), float(values.max())
+    if low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
+        hint = " (it looks like 0..255 pixels: divide by 255, or pass uint8)" if high <= 255 and low >= 0 else ""
+        raise ValueError(f"{what} holds values from {low:g} to {high:g}: float images must be in [0, 1] (a "
+                         f"little noise beyond is clipped, values beyond [{-FLOAT_SLACK}, {1 + FLOAT_SLACK}] are "
+                         f"refused){hint}")
+
+
+def _check_size(shape: tuple[int, ...], what: str) -> None:
+    if 0 in shape:
+        raise ValueError(f"{what} of shape {tuple(shape)} has no pixels: nothing to denoise")
 
 
 class Denoiser:
@@ -48,10 +72,13 @@ class Denoiser:
         this call: strength x denoised + (1 - strength) x input, so 0 gives the input back.
 
         * NumPy array, H x W or H x W x C (grey, grey+alpha, RGB, RGBA): uint8 and uint16 keep their depth;
-          float arrays are taken as values in [0, 1] and come back as float32 in [0, 1]. Alpha is kept as is.
+          float arrays (float16, 32 or 64) are taken as values in [0, 1] and come back in [0, 1] with the same
+          dtype. Values a little outside (noise added to [0, 1], up to FLOAT_SLACK) are clipped; NaN, infinite
+          or other-scale values (0..255) are refused with ValueError. Alpha is kept as is.
         * PIL image (L, LA, RGB, RGBA, I;16, I with 16-bit values; P/PA are converted to RGB/RGBA): the same mode.
-        * torch tensor, C x H x W or N x C x H x W float in [0, 1] with the model's channel count: the same
-          shape, dtype and device.
+        * torch tensor, C x H x W or N x C x H x W float in [0, 1] (the same range rule) with the model's channel
+          count: the same shape, dtype and device.
+        An image without pixels (a side of 0) is refused with ValueError.
         A grey image on a colour model is replicated to its three channels; a colour image on a grey model is
         denoised channel by channel.
         """
@@ -76,15 +103,18 @@ class Denoiser:
     def _array(self, array: np.ndarray) -> np.ndarray:
         if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
             raise ValueError(f"expected an H x W or H x W x C array with C in 1..4, got shape {array.shape}")
+        _check_size(array.shape, "the array")
         if array.dtype in (np.uint8, np.uint16):
             x, restore = to_model_input(array, self.channels)
             out = restore(self._run(x))
             return out[:, :, 0] if array.ndim == 2 else out
         if not np.issubdtype(array.dtype, np.floating):
             raise ValueError(f"expected a uint8, uint16 or float array (values in [0, 1]), got {array.dtype}")
-        # floats go through the 16-bit path: rounding to 1/65535 is far below any noise a model removes
-        as16 = np.rint(np.clip(array, 0.0, 1.0) * 65535.0).astype(np.uint16)
-        return (self._array(as16) / 65535.0).astype(np.float32)
+        check_float_pixels(array, "the float array")
+        # floats go through the 16-bit path: rounding to 1/65535 is far below any noise a model removes. In
+        # float64, whatever the input's precision: float16 cannot hold 65535 (it would overflow to inf).
+        as16 = np.rint(np.clip(array.astype(np.float64), 0.0, 1.0) * 65535.0).astype(np.uint16)
+        return (self._array(as16) / 65535.0).astype(array.dtype)
 
     def _pil(self, image) -> Any:
         from PIL import Image
@@ -109,8 +139,10 @@ class Denoiser:
         if tensor.dim() not in (3, 4) or tensor.shape[-3] != self.channels or not tensor.is_floating_point():
             raise ValueError(f"expected a float C x H x W or N x C x H x W tensor with C = {self.channels} (the "
                              f"model's channels), values in [0, 1]; got {tuple(tensor.shape)} {tensor.dtype}")
+        _check_size(tuple(tensor.shape), "the tensor")
+        check_float_pixels(tensor, "the tensor")
         x = tensor[None] if tensor.dim() == 3 else tensor
-        out = self._run(x)
+        out = self._run(x.detach().float().clamp(0, 1))
         out = out[0] if tensor.dim() == 3 else out
         return out.to(tensor.device, tensor.dtype)
 

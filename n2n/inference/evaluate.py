@@ -11,29 +11,31 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from n2n.atomic import atomic_output, write_text
-from n2n.config import RunContext
+from n2n.config import RunContext, resolve_eval_config
 from n2n.config_schema import EVAL_OPTIONS, check_options
 from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
 from n2n.errors import ConfigError
-from n2n.image_files import as_float, write_image
+from n2n.image_files import as_float, set_max_pixels, write_image
 from n2n.inference.checkpoints import inference_network, read_checkpoint, training_config, unet_from_checkpoint
 from n2n.inference.runners import load_network
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
 from n2n.pretrained import resolve
+from n2n.training.run_folder import claim, eval_results_in
 from n2n.visualize import COLUMNS, comparison_grid, psnr_caption, to_uint8_hwc
 
 
-def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Module, dict[str, Any]]:
+def load_model(cfg: Mapping[str, Any], device: torch.device) -> tuple[str, torch.nn.Module, dict[str, Any]]:
     """(what was evaluated, the network, its training config: empty for weight files and bundled models)."""
     ckpt_path, model = cfg.get("ckpt_path"), cfg.get("model")
     if (ckpt_path is None) == (model is None):
@@ -47,10 +49,11 @@ def load_model(cfg: DictConfig, device: torch.device) -> tuple[str, torch.nn.Mod
     return str(model or ckpt_path), load_network(path, device), {}
 
 
-def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
-    given = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    check_options(given, EVAL_OPTIONS)
-    device = pick_device(str(cfg.device))
+def evaluate(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[str, Any]:
+    """Evaluate as eval.py's config says (a DictConfig or plain dicts: resolved and checked first, by
+    n2n.config.resolve_eval_config; nothing below reads the Hydra object)."""
+    cfg = given = resolve_eval_config(cfg)
+    device = pick_device(str(cfg["device"]))
     label, net, trained = load_model(cfg, device)
     data_cfg = given.get("data") or trained.get("data")
     noise_cfg = given.get("noise") or trained.get("noise")
@@ -60,28 +63,51 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
     # a checkpoint's own data and noise sections are untrusted input: the same checks as the command line's
     check_options({"data": data_cfg, "noise": noise_cfg}, EVAL_OPTIONS)
     source = build_source(data_cfg)
+    if cfg.get("max_pixels") is not None:  # eval.py's own option wins over the data section's
+        set_max_pixels(cfg.get("max_pixels"), "max_pixels")
     if source.channels != net.in_channels:
         raise ConfigError(f"the model {label} takes {net.in_channels}-channel images but "
                           f"data.channels={source.channels}: set data.channels={net.in_channels}")
     names, pairs = validation_pairs(source.val_data(), build_noises(noise_cfg)[1],
                                     int(data_cfg.get("val_seed") or 0), data_cfg.get("val_limit"))
 
+    # one evaluation per folder, as one run per run folder: an earlier evaluation's results are never mixed
+    # with or replaced by this one's (overwrite=true removes them first), and a refused one writes nothing
+    with claim(context.run_dir, None, bool(cfg.get("overwrite", False)), context.records, results=eval_results_in,
+               what="evaluation", resume_hint=""):
+        try:
+            return _evaluate(cfg, context, label, net, device, names, pairs)
+        except BaseException:  # no half evaluation: the folder held no results before this one (claim)
+            for name in eval_results_in(context.run_dir):
+                path = context.run_dir / name
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            raise
+
+
+def shown_name(name: str) -> str:
+    """A file name as text that can be printed and written in UTF-8: bytes that are not UTF-8 (kept by Python
+    as surrogates) are shown as backslash escapes, e.g. \\xff. The file itself keeps its name."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _evaluate(cfg: Mapping[str, Any], context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
+              names: list[str], pairs: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
     out_dir = context.run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     images_dir = out_dir / "denoised"
-    if cfg.save_images:
+    if cfg['save_images']:
         images_dir.mkdir(parents=True, exist_ok=True)
     rows, grid_rows, grid_captions = [], [], []
-    num_comparisons = int(cfg.num_comparisons)
+    num_comparisons = int(cfg['num_comparisons'])
     outputs = output_names(names)
-    renamed = [f"{n} -> {o}" for n, o in zip(names, outputs) if o != f"{Path(n).stem}.png"]
-    if cfg.save_images and renamed:
+    renamed = [f"{shown_name(n)} -> {shown_name(o)}" for n, o in zip(names, outputs) if o != f"{Path(n).stem}.png"]
+    if cfg['save_images'] and renamed:
         print(f"inputs that share a name are written under distinct names: {'; '.join(renamed)}", flush=True)
     for i, (name, item) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
         noisy = as_float(item["noisy"])
-        denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.tile)[0].cpu())
+        denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.get('tile'))[0].cpu())
         noisy8 = quantize8(noisy)
-        row: dict[str, Any] = {"image": name}
+        row: dict[str, Any] = {"image": shown_name(name)}
         reference = None
         if "clean" in item:  # against the clean image
             reference = clean = as_float(item["clean"])
@@ -93,12 +119,12 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
             row.update(n2n_loss_noisy=float(((noisy - other) ** 2).mean()),
                        n2n_loss_denoised=float(((denoised - other) ** 2).mean()))
         rows.append(row)
-        if cfg.save_images:
+        if cfg['save_images']:
             write_image(images_dir / outputs[i], to_pixels(denoised, item["noisy"].dtype))
         if i < num_comparisons:
             grid_rows.append([noisy8, denoised, reference.clamp(0, 1)])
             noisy_psnr = psnr_caption(row.get("psnr_noisy"))  # empty without a clean image
-            grid_captions.append([f"{name}: {noisy_psnr}" if noisy_psnr else name,
+            grid_captions.append([f"{row['image']}: {noisy_psnr}" if noisy_psnr else row["image"],
                                   psnr_caption(row.get("psnr_denoised")), ""])
 
     if grid_rows:
@@ -118,7 +144,7 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
     if "n2n_loss_noisy" in metrics:
         parts.append(f"mean squared difference to the other noisy copy: noisy {metrics['n2n_loss_noisy']:.6f} -> "
                      f"denoised {metrics['n2n_loss_denoised']:.6f}" + ("" if parts else " (no clean images)"))
-    print(f"{metrics['num_images']} images: {'; '.join(parts)}\nwritten to {out_dir}", flush=True)
+    print(f"{metrics['num_images']} images: {'; '.join(parts)}\nwritten to {shown_name(str(out_dir))}", flush=True)
     return metrics
 
 

@@ -18,6 +18,7 @@ import torch
 from n2n.atomic import atomic_output
 from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.errors import CheckpointError, ConfigError
+from n2n.inference.checkpoints import check_finite
 from n2n.models.unet import UNet, build_unet
 
 SUFFIX = ".safetensors"
@@ -86,6 +87,7 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         raise CheckpointError(f"{path} holds a model config that n2n cannot build: {exc}") from None
     try:
         state = load_file(str(path))
+        check_finite(state, path)
         net.load_state_dict(state)
     except (SafetensorError, RuntimeError) as exc:
         first = " ".join(str(exc).splitlines()[:3])

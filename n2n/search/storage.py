@@ -58,21 +58,44 @@ def shown(value: Any) -> str:
     return "in memory" if is_in_memory(value) else re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", str(value))
 
 
+def storage_error(value: Any, exc: BaseException) -> ConfigError:
+    """One line for what went wrong opening a storage: the database library's errors name a driver, a URL
+    scheme or a file in their own words, several lines long."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    kind = type(exc).__name__
+    if isinstance(exc, ImportError):
+        hint = f"the database driver is not installed ({text}): pip install it, or use sqlite:/// or journal:"
+    elif kind == "NoSuchModuleError" or "Can't load plugin" in text:
+        hint = "unknown database URL scheme: use e.g. sqlite:///search.db, postgresql://..., mysql://..."
+    elif kind == "ArgumentError" or "Could not parse" in text:
+        hint = f"not a valid database URL ({text})"
+    elif isinstance(exc, OSError) or kind == "OperationalError":
+        hint = (f"its file or folder cannot be opened or written ({text}): check that the folder exists and is "
+                f"writable, and that the server (if any) is reachable")
+    else:
+        hint = (f"{kind}: {text} (a journal file that is not an Optuna journal, or a database that is not an "
+                f"Optuna storage, is refused: give another file)")
+    return ConfigError(f"hydra.sweeper.storage={shown(value)}: cannot open the study storage: {hint}")
+
+
 def open_study(name: str | None, value: Any, sampler: Any, pruner: Any, direction: str) -> Any:
-    """The study `name` in the storage of `value`, created unless it exists."""
+    """The study `name` in the storage of `value`, created unless it exists; ConfigError in one line if the
+    storage cannot be opened."""
     import optuna
 
-    storage = storage_of(value)
     for attempt in range(6):
         try:
+            storage = storage_of(value)
             study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                         direction=direction, load_if_exists=True)
             break
+        except ConfigError:
+            raise
         except Exception as exc:
             # Workers that start together on a new database file race to create its tables; the loser sees
             # "table already exists" or a locked database, and succeeds once the winner is done.
             if not _is_database_race(exc) or attempt == 5:
-                raise
+                raise storage_error(value, exc) from None
             time.sleep(0.2 * 2 ** attempt * (1 + random.random()))
     wanted = optuna.study.StudyDirection[direction.upper()]
     if study.direction != wanted:
@@ -95,14 +118,20 @@ def study_for_job(name: str, value: Any, pruner: Any) -> Any:
     import optuna
 
     open_storage, open_pruner = _OPEN.get((name, str(value)), (None, None))
+    storage = open_storage
     if open_storage is not None:
-        storage, pruner = open_storage, open_pruner
+        pruner = open_pruner
     elif is_in_memory(value):
         return None
-    else:
-        storage = storage_of(value)
-    return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(),
-                             pruner=pruner)
+    try:
+        if open_storage is None:
+            storage = storage_of(value)
+        return optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler(),
+                                 pruner=pruner)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the storage libraries raise their own types
+        raise storage_error(value, exc) from None
 
 
 def forget(name: str, value: Any) -> None:

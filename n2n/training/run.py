@@ -108,7 +108,7 @@ def train(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence
         value = float(finished.get("best_score", finished.get("best_val_psnr", float("nan"))))
         return value_for_sweeper(value, context, f"{run_dir} finished without a score (metrics.json)")
     check_machine(config)  # the accelerator asked for, memory for a batch: before the folder is touched
-    with claim(run_dir, ckpt_path, config.get("overwrite", False)):  # a bool: checked by the option table
+    with claim(run_dir, ckpt_path, config.get("overwrite", False), context.records):  # overwrite: a checked bool
         value = _fit(config, context, extra_callbacks)
     return value_for_sweeper(value, context, "the run's monitored metric is NaN (no validation score)")
 
@@ -123,6 +123,8 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
     datamodule = N2NDataModule(config)
     if datamodule.validation_metric != "val/psnr":
         follow_validation_loss(config, datamodule.validation_metric)
+    check_monitors(config["callbacks"], logged_metrics(datamodule))
+    check_validation_interval(config["trainer"], config["data"])
     module = N2NModule(config)
     # read with the weights-only unpickler and compared with this model before Lightning loads it
     resume_notes = check_resume(ckpt_path, config, module) if ckpt_path else []
@@ -184,6 +186,47 @@ def already_finished(config: Mapping[str, Any], context: RunContext) -> dict[str
     max_steps, max_epochs = trainer.get("max_steps") or -1, trainer.get("max_epochs")
     done = step >= max_steps if max_steps > 0 else (max_epochs is not None and 0 < max_epochs <= epoch + 1)
     return metrics if done else None
+
+
+def logged_metrics(datamodule: N2NDataModule) -> list[str]:
+    """The metrics this run logs for callbacks to follow (N2NModule.training_step / validation_step)."""
+    from n2n.data.sources.captures import NoisyCaptures
+
+    names = ["train/loss"]
+    if datamodule.has_clean_validation:
+        names += ["val/psnr", "val/psnr_noisy", "val/ssim"]
+    if isinstance(datamodule.source, NoisyCaptures) and datamodule.source.frames_per_scene >= 2:
+        names.append("val/n2n_loss")  # validated against an independent noisy copy
+    if datamodule.validation_metric == "val/self_loss":
+        names.append("val/self_loss")  # one capture per scene: the method's own loss on held-out images
+    return names
+
+
+def check_monitors(callbacks: Mapping[str, Any], logged: Sequence[str]) -> None:
+    """Before training: the checkpoint and early stopping follow metrics that this run logs, in a direction
+    that exists; else they would fail only after the whole training, keeping neither checkpoint nor metrics."""
+    for key in ("checkpoint", "early_stopping"):
+        options = callbacks.get(key)
+        if not isinstance(options, Mapping) or not options:
+            continue
+        monitor, mode = options.get("monitor"), options.get("mode", "min")
+        if monitor not in logged:
+            raise ConfigError(f"callbacks.{key}.monitor={monitor} is never logged by this run; it logs "
+                              f"{', '.join(logged)} (val/psnr and val/ssim need clean validation images)")
+        if mode not in ("min", "max"):
+            raise ConfigError(f"callbacks.{key}.mode={mode} must be min or max")
+
+
+def check_validation_interval(trainer: Mapping[str, Any], data: Mapping[str, Any]) -> None:
+    """A validation every N steps needs N steps in an epoch, unless validation counts steps across epochs
+    (check_val_every_n_epoch=null); Lightning would refuse it only once training starts."""
+    interval, steps = trainer.get("val_check_interval"), data.get("steps_per_epoch")
+    if (isinstance(interval, int) and not isinstance(interval, bool) and isinstance(steps, int)
+            and interval > steps and trainer.get("check_val_every_n_epoch") is not None
+            and trainer.get("limit_train_batches") is None):
+        raise ConfigError(f"trainer.val_check_interval={interval} is more steps than an epoch has "
+                          f"(data.steps_per_epoch={steps}): lower it, or add trainer.check_val_every_n_epoch=null "
+                          f"to validate every {interval} steps across epochs")
 
 
 #: What the validation losses are, for the message that says the checkpoints follow one.

@@ -3,24 +3,38 @@
 A run folder holds *results* once a run has written a checkpoint or its metrics.json. A new run is refused
 such a folder unless it resumes that run (`ckpt_path=last`, or a checkpoint of that folder) or the user asks
 to replace the results (`overwrite=true`, which removes them first). While a run trains, `run.lock` in its
-folder names its process; a second run in the same folder is refused while that process lives. A lock left by
-a process that no longer runs (kill -9, a node that died) is taken over.
+folder names its process (id, start time, command line, host); a second run in the same folder is refused while
+that process lives. A lock left by a process that no longer runs (kill -9, a node that died), or whose process
+id now belongs to another program (one that started at another time than the lock records), is taken over.
+
+Only an accepted run writes into the folder: Hydra's records of the run (.hydra/) are written by `claim` after
+the checks (conf/hydra/ turns off Hydra's own copy, which it writes before any of n2n's code runs), so a
+refused or repeated run leaves another run's folder byte for byte as it was. eval.py follows the same rule with
+its own results (metrics.json, per_image.csv, comparison.png, denoised/).
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Mapping
 
+from n2n.atomic import write_text
 from n2n.errors import ConfigError
 
 LOCK = "run.lock"
 #: What makes a folder hold a run's results (checkpoints are in checkpoints/).
 RESULTS = ("metrics.json",)
+#: What makes a folder hold an evaluation's results (eval.py).
+EVAL_RESULTS = ("metrics.json", "per_image.csv", "comparison.png", "denoised")
+#: Where Hydra's records of a run go in its folder.
+RECORDS_DIR = ".hydra"
 
 
 def results_in(run_dir: Path) -> list[str]:
@@ -32,11 +46,32 @@ def results_in(run_dir: Path) -> list[str]:
     return found
 
 
+def eval_results_in(run_dir: Path) -> list[str]:
+    """The results of an evaluation already in `run_dir` (empty when there are none)."""
+    return [name for name in EVAL_RESULTS if (run_dir / name).exists()]
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), from /proc; None where unknown (no such process,
+    or a system without /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        ticks = stat.rpartition(")")[2].split()[19]  # field 22, counted after the command name
+        return boot + int(ticks) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 def resumes_this_folder(ckpt_path: str | None, run_dir: Path) -> bool:
     return bool(ckpt_path) and Path(ckpt_path).resolve().parent == (run_dir / "checkpoints").resolve()
 
 
-def _alive(pid: int, host: str) -> bool:
+def _alive(owner: Mapping) -> bool:
+    """Whether the process that wrote the lock still runs: its id is in use on this host, by a process that
+    started when the lock says (a lock of an older n2n, without a start time: by any process)."""
+    pid, host = int(owner["pid"]), str(owner["host"])
     if host != socket.gethostname():
         return True  # another node's process cannot be checked from here: assume it runs
     try:
@@ -44,8 +79,19 @@ def _alive(pid: int, host: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    started, recorded = process_start_time(pid), owner.get("started")
+    if started is None or not isinstance(recorded, (int, float)):
+        return True  # cannot tell: a live process with that id
+    return abs(started - recorded) < 2.0  # the same formula both times: only a reused id differs
+
+
+def _describe_owner(owner: Mapping) -> str:
+    since = owner.get("started")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else ""
+    when = f" since {stamp}" if stamp else ""
+    command = f": {owner['cmdline']}" if owner.get("cmdline") else ""
+    return f"process {owner['pid']} on {owner['host']}{when}{command}"
 
 
 def _is_secondary_process() -> bool:
@@ -54,19 +100,22 @@ def _is_secondary_process() -> bool:
 
 
 def _take_lock(lock: Path) -> None:
-    mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+    mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": process_start_time(os.getpid()),
+                       "cmdline": shlex.join(sys.argv)})
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
                 owner = json.loads(lock.read_text() or "{}")
-                pid, host = int(owner["pid"]), str(owner["host"])
+                pid = int(owner["pid"])
+                str(owner["host"])
             except (OSError, ValueError, KeyError, TypeError):
-                pid, host = -1, socket.gethostname()  # unreadable: left by a process killed while writing it
-            if pid != os.getpid() and pid > 0 and _alive(pid, host):
-                raise ConfigError(f"run folder {lock.parent} is in use by another run (process {pid} on {host}, "
-                                  f"{lock.name}): give this run its own hydra.run.dir, or wait for that one to end")
+                owner, pid = {}, -1  # unreadable: left by a process killed while writing it
+            if pid != os.getpid() and pid > 0 and _alive(owner):
+                raise ConfigError(f"run folder {lock.parent} is in use by another run ({_describe_owner(owner)}; "
+                                  f"{lock.name}): give this run its own hydra.run.dir, or wait for that one to end; "
+                                  f"if that run is gone (e.g. its machine died), delete {lock} by hand")
             lock.unlink(missing_ok=True)  # stale: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
@@ -76,8 +125,11 @@ def _take_lock(lock: Path) -> None:
 
 
 @contextmanager
-def claim(run_dir: Path, ckpt_path: str | None, overwrite: bool) -> Iterator[None]:
-    """Own `run_dir` for the duration of a run (see the module docstring); ConfigError when it may not."""
+def claim(run_dir: Path, ckpt_path: str | None, overwrite: bool, records: Mapping[str, str] | None = None,
+          results: Callable[[Path], list[str]] = results_in, what: str = "run",
+          resume_hint: str = "resume that run with ckpt_path=last, ") -> Iterator[None]:
+    """Own `run_dir` for the duration of a run (see the module docstring); ConfigError when it may not. Once
+    the folder is this run's, Hydra's `records` of the run (file name -> text) are written to .hydra/."""
     if _is_secondary_process():
         yield
         return
@@ -85,38 +137,49 @@ def claim(run_dir: Path, ckpt_path: str | None, overwrite: bool) -> Iterator[Non
     lock = run_dir / LOCK
     _take_lock(lock)
     try:
-        found = results_in(run_dir)
+        found = results(run_dir)
         if found and not resumes_this_folder(ckpt_path, run_dir):
             if not overwrite:
                 shown = ", ".join(found[:4]) + (" ..." if len(found) > 4 else "")
-                raise ConfigError(f"run folder {run_dir} holds another run's results ({shown}): resume that run "
-                                  f"with ckpt_path=last, choose another hydra.run.dir, or add overwrite=true to "
-                                  f"replace them")
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-            for name in RESULTS:
-                (run_dir / name).unlink(missing_ok=True)
+                raise ConfigError(f"run folder {run_dir} holds another {what}'s results ({shown}): {resume_hint}"
+                                  f"choose another hydra.run.dir, or add overwrite=true to replace them")
+            for top in dict.fromkeys(name.split("/")[0] for name in found):  # checkpoints/: the whole folder
+                path = run_dir / top
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             print(f"overwrite=true: removed the earlier results in {run_dir} ({', '.join(found[:4])}"
                   f"{' ...' if len(found) > 4 else ''})", flush=True)
+        if records:
+            (run_dir / RECORDS_DIR).mkdir(exist_ok=True)
+        for name, text in (records or {}).items():
+            write_text(run_dir / RECORDS_DIR / name, text)
         yield
     finally:
         lock.unlink(missing_ok=True)
 
 
-#: What Hydra writes into a run folder before the run's own code starts: its config copies and the job's log.
-HYDRA_RECORDS = (".hydra",)
+#: What Hydra may have written into a run folder before the run's own code starts: the job's log.
+HYDRA_RECORDS = (RECORDS_DIR,)
 
 
 @contextmanager
-def discard_if_unused(run_dir: Path) -> Iterator[None]:
+def discard_if_unused(run_dir: Path, since: float) -> Iterator[None]:
     """A run that fails before writing anything of its own (an option refused, a data folder missing, Ctrl-C
-    while starting) leaves no folder behind that holds only Hydra's records: they are removed, and the folder
-    too once empty. A folder with anything else in it is left as it is."""
+    while starting) leaves no folder behind that was made for it (by Hydra, after `since`: time.time() when
+    the entry point started, before Hydra ran): an empty one is removed, as is one that holds only Hydra's
+    records or an empty log. A folder that existed before (the user's, even empty) or that holds anything else
+    is left as it is."""
     try:
         yield
     except BaseException:
         run_dir = Path(run_dir)
-        entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
-        if entries and all(e.name in HYDRA_RECORDS or (e.is_file() and e.suffix == ".log") for e in entries):
+        try:
+            made_for_this_run = run_dir.stat().st_ctime >= since - 0.05  # file times: the same clock
+        except OSError:
+            made_for_this_run = False
+        if not run_dir.is_dir() or not made_for_this_run:
+            raise
+        entries = list(run_dir.iterdir())
+        if all(e.name in HYDRA_RECORDS or (e.is_file() and e.suffix == ".log") for e in entries):
             for entry in entries:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
             try:

@@ -45,7 +45,7 @@ def test_a_refused_run_keeps_a_folder_that_holds_anything_else(tmp_path):
     (run_dir / "notes.txt").write_text("mine")
     result = run_entry(["train.py", "optimizer.lr=0", f"hydra.run.dir={run_dir}"])
     assert result.returncode == 2
-    assert (run_dir / "notes.txt").read_text() == "mine" and (run_dir / ".hydra").is_dir()
+    assert [p.name for p in run_dir.iterdir()] == ["notes.txt"] and (run_dir / "notes.txt").read_text() == "mine"
     out = tmp_path / "eval"
     result = run_entry(["eval.py", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={out}"])
     assert result.returncode == 2 and "none.ckpt" in result.stderr and not out.exists()

@@ -36,7 +36,7 @@ def test_numpy_arrays_keep_shape_and_depth(model, rgb):
     assert model(rgb[:, :, 0]).shape == (40, 70)
     assert model(rgb.astype(np.uint16) * 257).dtype == np.uint16
     floats = model(rgb / 255.0)
-    assert floats.dtype == np.float32 and floats.shape == rgb.shape
+    assert floats.dtype == np.float64 and floats.shape == rgb.shape  # the input's dtype
     assert np.abs(floats - out / 255.0).max() < 1.5 / 255
     rgba = np.dstack([rgb, np.arange(40 * 70, dtype=np.uint8).reshape(40, 70)])
     assert np.array_equal(model(rgba)[:, :, 3], rgba[:, :, 3])  # alpha untouched

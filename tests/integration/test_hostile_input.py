@@ -53,7 +53,7 @@ def _checkpoint(config: dict, path: Path, *, state_dict=None, full: bool = True)
 def test_crafted_checkpoint_is_refused_and_runs_nothing(tmp_path, kind):
     target = tmp_path / "pwned.txt"
     path = _crafted(kind, tmp_path / "evil.ckpt", target)
-    with pytest.raises(CheckpointError, match="evil.ckpt was refused: .*could run code"):
+    with pytest.raises(CheckpointError, match="evil.ckpt was refused: .*could run code"):  # both: before unpickling
         read_checkpoint(path)
     with pytest.raises(CheckpointError, match="evil.ckpt was refused"):
         check_resume(path, _config(), N2NModule(_config()))
@@ -176,7 +176,8 @@ def test_configs_never_name_python_objects():
         def walk(node, keys):
             if isinstance(node, dict):
                 for key, value in node.items():
-                    if key == "_target_" and keys[:1] != ["hydra"]:
+                    # conf/hydra/ is Hydra's own package (hydra:), never stored in a checkpoint
+                    if key == "_target_" and keys[:1] != ["hydra"] and path.parent.name != "hydra":
                         offenders.append(f"{path.relative_to(ROOT)}: {'.'.join(keys)}")
                     walk(value, [*keys, str(key)])
             elif isinstance(node, list):

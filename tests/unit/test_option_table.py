@@ -75,13 +75,17 @@ def bad_values(option: Option) -> list[str]:
     if kind in ("path", "str"):
         return ["123"]
     if kind == "choice":
-        return ["1.5" if all(isinstance(c, str) for c in option.choices) else "abc", "not_a_choice"]
+        return ["1.5" if all(isinstance(c, str) for c in option.allowed()) else "abc", "not_a_choice"]
     if kind == "bool":
         return ["abc", "2"]
     if kind in ("list_of_str",):
         return ["abc", "[]"]
     if kind == "pair_of_float":
         return ["0.9", "[0.9,1.5]"]
+    if kind == "batches":  # a fraction above 1 is what Lightning refuses only once training starts
+        return ["abc", "2.5", "-1"]
+    if kind == "duration":
+        return ["abc", "12:00"]
     candidates = []
     if option.lo is not None:
         candidates += [option.lo if option.lo_open else option.lo - 1, option.lo - 1000]

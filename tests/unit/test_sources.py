@@ -46,7 +46,7 @@ def test_ee559_missing_and_non_pickle_files(tmp_path):
         load_tensor_pair(tmp_path / "nope.pkl", "data.train_path", NAMES)
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"not a pickle at all")
-    with pytest.raises(DataError, match="junk.pkl was refused"):
+    with pytest.raises(DataError, match="junk.pkl is not a readable torch file"):
         load_tensor_pair(junk, "data.train_path", NAMES)
 
 

@@ -43,9 +43,32 @@ def split(names: Sequence[str], fraction: float, option: str) -> tuple[list[str]
     return [n for n in names if n not in held], held
 
 
-def check_scene(frames: Sequence[torch.Tensor], labels: Sequence[str]) -> None:
-    """The captures of one scene: same size, same channels and bit depth."""
+#: What a file's channel count says about its colours, for messages.
+LAYOUTS = {1: "grey", 2: "grey with alpha", 3: "RGB", 4: "RGBA"}
+
+
+def read_capture(path: str | Path, channels: int) -> tuple[torch.Tensor, str]:
+    """One capture as C x H x W (uint8, or int32 holding 16-bit values) with `channels` channels, and its
+    colour layout in the file ("grey", "RGB", ...): captures of one scene are compared on what the files hold,
+    before grey is replicated to RGB or RGB reduced to grey."""
+    from n2n.image_files import read_image, to_chw
+
+    array, _ = read_image(path)
+    layout = LAYOUTS.get(array.shape[2], f"{array.shape[2]}-channel")
+    try:
+        return to_chw(array, channels), layout
+    except DataError as exc:
+        raise DataError(f"image {path}: {exc}") from None
+
+
+def check_scene(frames: Sequence[torch.Tensor], labels: Sequence[str], layouts: Sequence[str] | None = None) -> None:
+    """The captures of one scene: same size, same channels and bit depth, and (`layouts`) the same colours in
+    their files: a grey and an RGB capture are not two captures of one signal."""
     first = frames[0]
+    for layout, label in zip((layouts or [])[1:], labels[1:]):
+        if layout != layouts[0]:
+            raise DataError(f"{labels[0]} is {layouts[0]} but {label} is {layout}: the captures of a scene must have "
+                            f"the same channels (convert one of them, or remove the scene)")
     for frame, label in zip(frames[1:], labels[1:]):
         if frame.shape != first.shape or frame.dtype != first.dtype:
             raise DataError(f"{labels[0]} is {describe(first)} but {label} is {describe(frame)}: the captures of a "
@@ -88,7 +111,6 @@ def clean_references(folder: str | Path | None, names: Sequence[str], channels: 
     if folder in (None, ""):
         return None
     from n2n.data.sources.folder import list_images
-    from n2n.image_files import read_training_image
 
     files = {p.name: p for p in list_images(folder, "data.val_clean_dir")}
     stems = {p.stem: p for p in files.values()}
@@ -99,7 +121,7 @@ def clean_references(folder: str | Path | None, names: Sequence[str], channels: 
     out = []
     for name, noisy in zip(names, like):
         path = files.get(name) or stems[Path(name).stem]
-        image = read_training_image(path, channels, keep_16bit=True)
+        image, _ = read_capture(path, channels)
         if image.shape != noisy.shape or image.dtype != noisy.dtype:
             raise DataError(f"clean image {path} is {describe(image)} but its noisy scene {name} is {describe(noisy)}")
         out.append(image)

@@ -8,6 +8,7 @@ import torch
 
 from n2n.data.sources.base import DataSource, ValidationData
 from n2n.errors import ConfigError, DataError
+from n2n.image_files.limits import HOW_TO_RAISE, max_pixels
 from n2n.safeload import safe_torch_load
 
 
@@ -36,7 +37,9 @@ class CoursePickles(DataSource):
 
 def load_tensor_pair(path: str | Path, what: str, names: tuple[str, str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Two uint8 tensors N x C x H x W of equal shape, as the course's pickles hold them."""
-    obj = safe_torch_load(path, f"{what} file", DataError, "a pickle written with torch.save")
+    limit = 3 * max_pixels()  # bytes: uint8 values, up to 3 per pixel
+    obj = safe_torch_load(path, f"{what} file", DataError, "a pickle written with torch.save", max_bytes=limit,
+                          limit_hint=f"at most {max_pixels():,} RGB pixels (data.max_pixels) as uint8; {HOW_TO_RAISE}")
     expected = f"a tuple ({names[0]}, {names[1]}) of two uint8 tensors of shape N x C x H x W"
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         got = f"a {type(obj).__name__}" + (f" of length {len(obj)}" if isinstance(obj, (tuple, list, dict)) else "")

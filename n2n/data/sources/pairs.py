@@ -12,6 +12,7 @@ from n2n.data.sources.captures import (
     NoisyCaptures,
     check_scene,
     clean_references,
+    read_capture,
     split,
     training_frames,
     val_fraction,
@@ -19,7 +20,6 @@ from n2n.data.sources.captures import (
 )
 from n2n.data.sources.folder import list_images
 from n2n.errors import ConfigError, DataError
-from n2n.image_files import read_training_image
 
 
 class NoisyPairs(NoisyCaptures):
@@ -80,9 +80,8 @@ def read_pairs(dir_a: str | Path, dir_b: str | Path, names: list[str], channels:
                options: tuple[str, str]) -> list[torch.Tensor]:
     """Each pair as one 2 x C x H x W tensor (uint8, or int32 holding 16-bit values)."""
     def read(name: str) -> torch.Tensor:
-        a = read_training_image(Path(dir_a) / name, channels, keep_16bit=True)
-        b = read_training_image(Path(dir_b) / name, channels, keep_16bit=True)
-        check_scene([a, b], [f"{options[0]}/{name}", f"{options[1]}/{name}"])
+        (a, layout_a), (b, layout_b) = (read_capture(Path(d) / name, channels) for d in (dir_a, dir_b))
+        check_scene([a, b], [f"{options[0]}/{name}", f"{options[1]}/{name}"], [layout_a, layout_b])
         return torch.stack([a, b])
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -13,13 +13,14 @@ from n2n.data.sources.captures import (
     NoisyCaptures,
     check_scene,
     clean_references,
+    read_capture,
     split,
     training_frames,
     val_fraction,
     validation_from_scenes,
 )
 from n2n.errors import ConfigError, DataError
-from n2n.image_files import IMAGE_EXTENSIONS, TIFF_EXTENSIONS, as_float, read_frames, read_image, to_chw
+from n2n.image_files import IMAGE_EXTENSIONS, TIFF_EXTENSIONS, as_float, read_frames, to_chw
 
 
 class FrameStacks(NoisyCaptures):
@@ -97,12 +98,13 @@ def read_stack(entry: Path, channels: int) -> torch.Tensor:
     if entry.is_dir():
         files = sorted((p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
                        key=lambda p: _natural(p.name))
-        frames = [to_chw(read_image(f)[0], channels) for f in files]  # one frame per file
+        frames, layouts = map(list, zip(*(read_capture(f, channels) for f in files))) if files else ([], [])
         labels = [str(f) for f in files]
     else:
         frames = [to_chw(a, channels) for a in read_frames(entry)]
         labels = [f"{entry} page {i}" for i in range(len(frames))]
+        layouts = None  # one file: its frames share their channels
     if len(frames) < 2:
         raise DataError(f"stack {entry} holds {len(frames)} frame(s): a scene needs at least 2 noisy captures")
-    check_scene(frames, labels)
+    check_scene(frames, labels, layouts)
     return torch.stack(frames)
