@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
         from tqdm import tqdm
 
-        from n2n.image_files import IMAGE_EXTENSIONS, set_max_pixels
+        from n2n.image_files import set_max_pixels
         from n2n.inference.runners import load_runner
         from n2n.inference.tiling import check_tiling
 
