@@ -151,6 +151,7 @@ _NOISE = {
 _MODEL = {
     "model.in_channels": Choice(1, 3), "model.out_channels": Choice(1, 3),
     "model.init": Choice("he", "torch"),
+    "model.dims": Choice(2, 3), "model.depth": Int(1, 6), "model.features": Int(1, 512),
     "model.activation.name": Choice("leaky_relu", "relu", "gelu", "silu", "prelu"),
     "model.activation.negative_slope": Float(0, 1),
     "model.activation.init": Float(0, 1),
