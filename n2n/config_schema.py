@@ -39,8 +39,9 @@ class Option:
     def describe(self) -> str:
         if self.kind == "choice":
             allowed = " | ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices)
-        elif self.kind in ("int", "float", "number_or_range"):
-            what = {"int": "an integer", "float": "a number", "number_or_range": "a number or [low, high]"}[self.kind]
+        elif self.kind in ("int", "float", "number_or_range", "int_or_triple"):
+            what = {"int": "an integer", "float": "a number", "number_or_range": "a number or [low, high]",
+                    "int_or_triple": "an integer or [z, y, x] integers"}[self.kind]
             bounds = []
             if self.lo is not None:
                 bounds.append(f"{'>' if self.lo_open else '>='} {number(self.lo)}")
@@ -84,6 +85,10 @@ def valid(option: Option, v: Any) -> bool:
         return _is_int(v) and _in_range(option, v)
     if kind == "float":
         return _is_number(v) and _in_range(option, v)
+    if kind == "int_or_triple":
+        if isinstance(v, (list, tuple)):
+            return len(v) == 3 and all(_is_int(x) and _in_range(option, x) for x in v)
+        return _is_int(v) and _in_range(option, v)
     if kind == "number_or_range":
         if isinstance(v, (list, tuple)):
             return (len(v) == 2 and all(_is_number(x) and _in_range(option, x) for x in v) and v[0] <= v[1])
@@ -122,9 +127,9 @@ STEPS_OR_NULL = Int(1, null=True)
 PROBABILITY_OR_RANGE = Option("number_or_range", 0, 1)
 
 _DATA = {
-    "data.name": Choice("samples", "folder", "ee559", "pairs", "stacks"),
+    "data.name": Choice("samples", "folder", "ee559", "pairs", "stacks", "volumes"),
     "data.channels": Choice(1, 3),
-    "data.crop_size": Int(32),
+    "data.crop_size": Option("int_or_triple", 1),  # images: one side (a multiple of 32); volumes: or [z, y, x]
     "data.batch_size": BATCH,
     "data.steps_per_epoch": STEPS_OR_NULL,
     "data.val_batch_size": BATCH,
@@ -139,6 +144,9 @@ _DATA = {
     "data.val_dir_a": PATH_OR_NULL, "data.val_dir_b": PATH_OR_NULL, "data.val_clean_dir": PATH_OR_NULL,
     "data.val_fraction": Float(0, 0.5, lo_open=True, null=True),
     "data.frame_split": Choice("random", "even_odd"),
+    "data.val_slab": Float(0, 0.5, lo_open=True), "data.val_axis": Choice("z", "y", "x"),
+    "data.tilt_axis": Choice("z", "y", "x", null=True), "data.normalize": Choice("mean_std"),
+    "data.dims": Choice(2, 3), "data.depth": Int(1, 6),
 }
 _NOISE = {
     "noise.name": Choice("gaussian", "poisson", "poisson_gaussian", "bernoulli", "text", "impulse"),

@@ -131,7 +131,8 @@ class N2NDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
         """Reads the files once; safe to call again (Lightning calls it too)."""
-        if stage in (None, "fit") and self.train_bank is None and self.train_stack is None:
+        volumes = getattr(self.source, "volumetric", False)  # data=volumes draws its own 3D crops (draw_train_batch)
+        if stage in (None, "fit") and self.train_bank is None and self.train_stack is None and not volumes:
             if self.source.clean_train:
                 self.train_bank = CropBank(self.source.train_images())
             elif self.source.random_crops:
@@ -209,6 +210,8 @@ class N2NDataModule(L.LightningDataModule):
         """(source, target) float batches in [0, 1], built on `device`."""
         g = self._overfit_generator(device) or self.generator(device)
         n = self.batch_size
+        if getattr(self.source, "volumetric", False):  # data=volumes: 3D crops and augmentation, n2n.volumes.batches
+            return self.source.draw_batch(n, g, device, self.augment)
         if self.train_stack is not None:
             if self.train_stack.device != device:
                 self.train_stack = self.train_stack.to(device)
