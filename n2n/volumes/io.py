@@ -147,7 +147,8 @@ def _read_tiff(path: Path, where: str) -> Volume:
     except DataError:
         raise
     except Exception as exc:  # tifffile raises many kinds for damaged files
-        raise DataError(f"{where}: not a readable TIFF stack: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{where}: not a readable TIFF stack: {message}") from None
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
         raise DataError(f"{where}: TIFF data of type {data.dtype} cannot be denoised; integer or float voxels only")
     voxel = None
