@@ -130,7 +130,7 @@ def denoise_volume_array(model: VolumeModel, x: np.ndarray, norm: Normalization,
         out = np.empty(x.shape, np.float32)
         with torch.inference_mode():
             for z in progress(range(x.shape[0])):
-                section = to_model(torch.from_numpy(np.asarray(x[z], dtype=np.float32))[None, None])
+                section = to_model(torch.from_numpy(np.array(x[z], dtype=np.float32))[None, None])
                 out[z] = run(pad_to_multiple(section, m, 2))[0, 0, :x.shape[1], :x.shape[2]].numpy()
     return norm.undo(out).astype(np.float32, copy=False)
 

@@ -98,8 +98,7 @@ def _read_mrc(path: Path, where: str) -> Volume:
     mode = int(header.mode)
     if mode not in MRC_MODES or mrc.data is None:
         mrc.close()
-        raise DataError(f"{where}: MRC mode {mode} cannot be denoised; readable modes: "
-                        f"{', '.join(f'{m} ({t})' for m, t in MRC_MODES.items())}")
+        raise DataError(f"{where}: {_mode_message(mode)}")
     data = mrc.data if mrc.data.ndim == 3 else mrc.data.reshape(1, *mrc.data.shape[-2:])
     _check_voxels(data.shape, where, mrc)
     vs = mrc.voxel_size
@@ -121,12 +120,16 @@ def _mrc_problem(path: Path, exc: Exception) -> str:
     except Exception:  # noqa: BLE001 - only a diagnosis; the original message is used instead
         mode = None
     if mode is not None and mode not in MRC_MODES:
-        kinds = {3: "complex int16", 4: "complex float32", 101: "4-bit packed"}
-        what = f" ({kinds[mode]})" if mode in kinds else ""
-        return (f"MRC mode {mode}{what} cannot be denoised; readable modes: "
-                f"{', '.join(f'{m} ({t})' for m, t in MRC_MODES.items())}")
+        return _mode_message(mode)
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return f"not a readable MRC file (truncated or damaged?): {message}"
+
+
+def _mode_message(mode: int) -> str:
+    kinds = {3: "complex int16", 4: "complex float32", 101: "4-bit packed"}
+    what = f" ({kinds[mode]})" if mode in kinds else ""
+    return (f"MRC mode {mode}{what} cannot be denoised; readable modes: "
+            f"{', '.join(f'{m} ({t})' for m, t in MRC_MODES.items())}")
 
 
 def _read_tiff(path: Path, where: str) -> Volume:

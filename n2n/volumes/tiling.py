@@ -110,8 +110,9 @@ def denoise_volume(run: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray, d
     shape = tuple(int(n) for n in x.shape)
     with torch.inference_mode():
         if tile is None or all(t >= round_up(n, m) for t, n in zip(tile, shape)):
-            whole = transform(torch.from_numpy(np.array(x, dtype=np.float32))[None, None])
-            out = run(pad_to_multiple(whole, m, 3))[0, 0][:shape[0], :shape[1], :shape[2]]
+            for _ in progress([shape]):  # one tile: the whole volume
+                whole = transform(torch.from_numpy(np.array(x, dtype=np.float32))[None, None])
+                out = run(pad_to_multiple(whole, m, 3))[0, 0][:shape[0], :shape[1], :shape[2]]
             return out.float().numpy()
         out = np.empty(shape, np.float32)
         for window in progress(windows3d(shape, tile, overlap, m)):
