@@ -66,6 +66,9 @@ def evaluate(cfg: DictConfig, context: RunContext) -> dict[str, Any]:
                                     int(data_cfg.get("val_seed") or 0), data_cfg.get("val_limit"))
 
     out_dir = context.run_dir
+    if getattr(source, "volumetric", False):  # data=volumes: 3D slabs in their own units (n2n.volumes.evaluate)
+        from n2n.volumes.evaluate import evaluate_volumes
+        return evaluate_volumes(cfg, source, names, pairs, net, label, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images_dir = out_dir / "denoised"
     if cfg.save_images:
