@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from n2n.config import require
 from n2n.data.sources.base import DataSource, ValidationData
 from n2n.errors import ConfigError, DataError
 from n2n.volumes.batches import AXES, VolumeBatches
@@ -65,27 +66,27 @@ class HalfVolumes(DataSource):
         super().__init__(cfg, channels)
         if channels != 1:
             raise ConfigError(f"data.channels={channels}: volumes have one channel; set data.channels=1")
-        self.dims = int(self.cfg.get("dims", 3))
-        self.depth = int(self.cfg.get("depth", 5))
-        self.crop = crop_sizes(self.cfg.get("crop_size"), self.dims)
+        self.dims = int(require(self.cfg, "dims", "data"))
+        self.depth = int(require(self.cfg, "depth", "data"))
+        self.crop = crop_sizes(require(self.cfg, "crop_size", "data"), self.dims)
         multiple = 2 ** self.depth
         for axis, size in zip("zyx", self.crop):
             if (self.dims == 3 or axis != "z") and size % multiple:
                 raise ConfigError(f"data.crop_size: {size} along {axis} is not a multiple of {multiple}, the "
                                   f"network's minimum (model.depth={self.depth} pools {self.depth} times); use "
                                   f"multiples of {multiple} or a smaller model.depth")
-        self.val_axis = self.cfg.get("val_axis", "y")
-        self.tilt_axis = self.cfg.get("tilt_axis", "y")
+        self.val_axis = require(self.cfg, "val_axis", "data")
+        self.tilt_axis = self.cfg.get("tilt_axis")  # null: flips only
         if self.val_axis not in AXES:
             raise ConfigError(f"data.val_axis={self.val_axis!r} must be one of z, y, x")
         if self.tilt_axis is not None and self.tilt_axis not in AXES:
             raise ConfigError(f"data.tilt_axis={self.tilt_axis!r} must be one of z, y, x or null")
-        slab = self.cfg.get("val_slab")
+        slab = require(self.cfg, "val_slab", "data")
         if isinstance(slab, bool) or not isinstance(slab, (int, float)) or not 0 < slab <= 0.5:
             raise ConfigError(f"data.val_slab={slab!r} must be a fraction in (0, 0.5] of each volume along "
                               f"data.val_axis")
         self.val_slab = float(slab)
-        if self.cfg.get("normalize", "mean_std") not in SCHEMES:
+        if require(self.cfg, "normalize", "data") not in SCHEMES:
             raise ConfigError(f"data.normalize={self.cfg.get('normalize')!r} must be one of {', '.join(SCHEMES)}")
         self._pairs: list[tuple[str, torch.Tensor, int]] | None = None
         self._norms: dict[str, Any] = {}
