@@ -146,7 +146,7 @@ _DATA = {
     "data.frame_split": Choice("random", "even_odd"),
     "data.val_slab": Float(0, 0.5, lo_open=True), "data.val_axis": Choice("z", "y", "x"),
     "data.tilt_axis": Choice("z", "y", "x", null=True), "data.normalize": Choice("mean_std"),
-    "data.dims": Choice(2, 3), "data.depth": Int(1, 6),
+    "data.dims": Choice(2, 3), "data.depth": Int(1, 5),
 }
 _NOISE = {
     "noise.name": Choice("gaussian", "poisson", "poisson_gaussian", "bernoulli", "text", "impulse"),
@@ -159,7 +159,7 @@ _NOISE = {
 _MODEL = {
     "model.in_channels": Choice(1, 3), "model.out_channels": Choice(1, 3),
     "model.init": Choice("he", "torch"),
-    "model.dims": Choice(2, 3), "model.depth": Int(1, 6), "model.features": Int(1, 512),
+    "model.dims": Choice(2, 3), "model.depth": Int(1, 5), "model.features": Int(1, 512),
     "model.activation.name": Choice("leaky_relu", "relu", "gelu", "silu", "prelu"),
     "model.activation.negative_slope": Float(0, 1),
     "model.activation.init": Float(0, 1),

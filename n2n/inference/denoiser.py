@@ -49,8 +49,12 @@ class Denoiser:
         * torch tensor, C x H x W or N x C x H x W float in [0, 1] with the model's channel count: the same
           shape, dtype and device.
         A grey image on a colour model is replicated to its three channels; a colour image on a grey model is
-        denoised channel by channel.
+        denoised channel by channel. A 3D model (model.dims=3) takes Z x Y x X arrays or tensors of any range
+        instead and returns float32 (n2n.volumes.denoise; docs/volumes.md).
         """
+        if getattr(getattr(self.runner, "net", None), "dims", 2) == 3:  # a 3D model: Z x Y x X volumes
+            from n2n.volumes.denoise import denoise_with_3d_net
+            return denoise_with_3d_net(self.runner.net, image)
         if isinstance(image, torch.Tensor):
             return self._tensor(image)
         if isinstance(image, np.ndarray):

@@ -23,8 +23,9 @@ MULTIPLE = 32
 INITS = ("he", "torch")
 #: Spatial dimensions: 2 (images, the paper) or 3 (volumes: 3D convolutions, pooling and upsampling).
 DIMS = (2, 3)
-#: Pooling levels allowed (the paper: 5; thin volumes want 3 or 4, whose crops may then be 8 or 16 voxels).
-DEPTHS = range(1, 7)
+#: Pooling levels allowed (the paper: 5; thin volumes want 3 or 4, whose crops may then be 8 or 16 voxels). At most
+#: 5, so that the 2D tiling's multiples of 32 (n2n.inference.tiling) are multiples of 2**depth for every model.
+DEPTHS = range(1, 6)
 #: Defaults of the options added with volumes: what every earlier checkpoint and weight file was built with.
 DEFAULTS = {"dims": 2, "depth": 5, "features": 48}
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}

@@ -294,3 +294,25 @@ def _image_default(name: str) -> int:
     from n2n.cli import denoise
 
     return {"tile": denoise.DEFAULT_TILE, "overlap": denoise.DEFAULT_OVERLAP}[name]
+
+
+def denoise_with_3d_net(net, volume: Any, max_memory: str | int = DEFAULT_MAX_MEMORY) -> Any:
+    """What `n2n.load(MODEL)(volume)` does for a 3D model: a Z x Y x X NumPy array (any real dtype and range) or
+    float tensor in, float32 of the same shape and type out, normalised per volume and tiled within
+    `max_memory`."""
+    import torch
+
+    from n2n.volumes.tiling import plan_tiles
+
+    tensor = isinstance(volume, torch.Tensor)
+    array = volume.detach().float().cpu().numpy() if tensor else np.asarray(volume)
+    if array.ndim != 3 or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"a 3D model denoises Z x Y x X volumes of real numbers, got shape {array.shape} "
+                         f"{array.dtype}")
+    check_finite(array, "volume")
+    model = VolumeModel(net, "mean_std", "model")
+    norm = normalization_for(model, array, where="volume")
+    memory = parse_memory(max_memory) if isinstance(max_memory, str) else int(max_memory)
+    tile, overlap = plan_tiles(array.shape, model.depth, int(getattr(net, "features", 48)), memory)
+    out = denoise_volume_array(model, array, norm, tile, overlap)
+    return torch.from_numpy(out).to(volume.device) if tensor else out

@@ -90,3 +90,18 @@ def test_normalisation_is_undone(scheme):
     assert abs(norm.apply(even).mean()) < (1e-3 if scheme == "mean_std" else 1)
     out = denoise_volume_array(model, even, norm, tile=None)
     assert out.dtype == np.float32 and np.allclose(out, even, rtol=1e-6, atol=1e-3)
+
+
+def test_python_api_on_a_volume(tmp_path):
+    """n2n.load(3D model)(Z x Y x X array): float32 out, same shape; a tensor comes back as a tensor."""
+    import n2n
+    from helpers.volumes import model_file
+
+    model = n2n.load(str(model_file(tmp_path / "m.safetensors")), device="cpu")
+    _, even, _ = halves(shape=(8, 20, 24))
+    out = model(even.astype(np.int16))
+    assert out.shape == (8, 20, 24) and out.dtype == np.float32 and abs(out.mean() - even.mean()) < 3 * even.std()
+    again = model(torch.from_numpy(even))
+    assert isinstance(again, torch.Tensor) and again.shape == (8, 20, 24)
+    with pytest.raises(ValueError, match="a 3D model denoises Z x Y x X volumes"):
+        model(even[0])
