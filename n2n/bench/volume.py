@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     cases = [f"train:{c}" for c in args.crops] + ([] if args.skip_denoise else ["denoise:0"])
     results = []
-    base = [a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--json")]
+    given = list(argv if argv is not None else sys.argv[1:])
+    base = [a for i, a in enumerate(given)  # the cases run with the same options, less --json FILE
+            if not a.startswith("--json") and not (i > 0 and given[i - 1] == "--json")]
     for case in cases:
         out = subprocess.run([sys.executable, "-m", "n2n.bench.volume", *base, "--case", case], capture_output=True,
                              text=True)
