@@ -176,8 +176,11 @@ def is_volume_input(path: str | Path) -> bool:
         try:
             import tifffile
 
-            with tifffile.TiffFile(p) as tif:
-                return sum(n > 1 for n in tif.series[0].shape) >= 3 or len(tif.pages) > 1
+            with tifffile.TiffFile(p) as tif:  # Z x Y x X, not colour samples or up to 4 channels (RGB, RGBA)
+                series = tif.series[0]
+                spatial = [n for n, a in zip(series.shape, series.axes) if n > 1 and a != "S" and
+                           not (a == "C" and n <= 4)]
+                return len(spatial) >= 3
         except Exception:  # noqa: BLE001 - unreadable: the image path reports it
             return False
     return False
@@ -196,10 +199,22 @@ def wants_volumes(args: argparse.Namespace) -> bool:
 
 
 def _model_dims(model: str) -> int:
+    """model.dims from the file's stored config, without building the network (the image path loads it)."""
+    import json
+
     try:
-        return load_volume_model(model, "cpu").dims
-    except (N2NError, OSError, ValueError):
-        return 2  # the image path reports the problem
+        path = Path(model)
+        if path.suffix.lower() == ".safetensors":
+            from n2n.inference.weights import read_metadata
+
+            return int(json.loads(read_metadata(path)["n2n.model"]).get("dims", 2))
+        if path.suffix.lower() == ".ckpt":
+            from n2n.inference.checkpoints import model_config, read_checkpoint
+
+            return int(model_config(read_checkpoint(path), path).get("dims", 2))
+    except (N2NError, OSError, ValueError, TypeError, KeyError):
+        pass  # the image path reports the problem
+    return 2
 
 
 def run_volumes(args: argparse.Namespace) -> int:

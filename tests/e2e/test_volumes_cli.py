@@ -96,3 +96,18 @@ def test_bad_volume_input(files, tmp_path, capsys, case, args, needle):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("n2n denoise: error: ") and needle in lines[0], (case, err)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_tiff_stack_in_gives_tiff_out_and_colour_tiffs_stay_images(tmp_path, files, capsys):
+    import tifffile
+
+    from n2n.volumes.denoise import is_volume_input
+
+    _, even, _ = halves(shape=(6, 24, 20))
+    tifffile.imwrite(tmp_path / "stack.tif", even, imagej=True, metadata={"axes": "ZYX"})
+    code, err = _run(capsys, tmp_path / "stack.tif", "-m", files["model3d"], "-o", tmp_path / "out")
+    assert code == 0, err
+    out = tifffile.imread(tmp_path / "out" / "stack.tif")
+    assert out.dtype == np.float32 and out.shape == (6, 24, 20)
+    tifffile.imwrite(tmp_path / "rgba.tif", np.zeros((20, 30, 4), np.uint16))
+    assert not is_volume_input(tmp_path / "rgba.tif") and is_volume_input(tmp_path / "stack.tif")
