@@ -157,8 +157,9 @@ class VolumeDenoiser:
         if other is not None and other.shape != volume.shape:
             raise ValueError(f"the two halves differ in shape: {volume.shape} and {other.shape}")
         norm = normalization_for(self.model, *arrays, where="volume")
+        extra = 0 if other is None else 4 * volume.size  # the first half's output is kept while the second runs
         tile, overlap = plan_tiles(volume.shape, self.model.depth, getattr(self.model.net, "features", 48),
-                                   self.max_memory * (1 if other is None else 1), self.overlap, self.tile)
+                                   self.max_memory - extra, self.overlap, self.tile)
         outs = [denoise_volume_array(self.model, a, norm, tile, overlap, self.slices) for a in arrays]
         return outs[0] if other is None else (outs[0] + outs[1]) / 2
 
@@ -273,8 +274,10 @@ def run_volumes(args: argparse.Namespace) -> int:
             jobs.append((volume, halves, dst))
         tile_arg = None if args.tile in (None, 0, _image_default("tile")) else args.tile
         overlap_arg = None if args.overlap == _image_default("overlap") else args.overlap
-        plans = [plan_tiles(v.shape, model.depth, int(getattr(model.net, "features", 48)), max_memory, overlap_arg,
-                            tile_arg) for v, _, _ in jobs]
+        # with --pair the first half's output is kept while the second half runs
+        plans = [plan_tiles(v.shape, model.depth, int(getattr(model.net, "features", 48)),
+                            max_memory - 4 * int(np.prod(v.shape)) * (len(h) - 1), overlap_arg, tile_arg)
+                 for v, h, _ in jobs]
         if args.outdir:
             Path(args.outdir).mkdir(parents=True, exist_ok=True)
     except (N2NError, ValueError, OSError) as exc:
