@@ -49,8 +49,9 @@ class Option:
     def describe(self) -> str:
         if self.kind == "choice":
             allowed = " | ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.allowed())
-        elif self.kind in ("int", "float", "number_or_range"):
-            what = {"int": "an integer", "float": "a number", "number_or_range": "a number or [low, high]"}[self.kind]
+        elif self.kind in ("int", "float", "number_or_range", "int_or_triple"):
+            what = {"int": "an integer", "float": "a number", "number_or_range": "a number or [low, high]",
+                    "int_or_triple": "an integer or [z, y, x] integers"}[self.kind]
             bounds = []
             if self.lo is not None:
                 bounds.append(f"{'>' if self.lo_open else '>='} {number(self.lo)}")
@@ -98,6 +99,10 @@ def valid(option: Option, v: Any) -> bool:
         return _is_int(v) and _in_range(option, v)
     if kind == "float":
         return _is_number(v) and _in_range(option, v)
+    if kind == "int_or_triple":
+        if isinstance(v, (list, tuple)):
+            return len(v) == 3 and all(_is_int(x) and _in_range(option, x) for x in v)
+        return _is_int(v) and _in_range(option, v)
     if kind == "number_or_range":
         if isinstance(v, (list, tuple)):
             return (len(v) == 2 and all(_is_number(x) and _in_range(option, x) for x in v) and v[0] <= v[1])
@@ -161,7 +166,7 @@ PROBABILITY_OR_RANGE = Option("number_or_range", 0, 1)
 _DATA = {
     "data.name": Names("n2n.data.sources:SOURCES"),
     "data.channels": Choice(1, 3),
-    "data.crop_size": Int(32),
+    "data.crop_size": Option("int_or_triple", 1),  # images: one side (a multiple of 32); volumes: or [z, y, x]
     "data.batch_size": BATCH,
     "data.steps_per_epoch": STEPS_OR_NULL,
     "data.val_batch_size": BATCH,
@@ -178,6 +183,9 @@ _DATA = {
     "data.frame_split": Choice("random", "even_odd"),
     "data.noise_draws": Choice("fresh", "fixed"),
     "data.max_pixels": Int(1, null=True),  # null: n2n.image_files.limits.DEFAULT_MAX_PIXELS
+    "data.val_slab": Float(0, 0.5, lo_open=True), "data.val_axis": Choice("z", "y", "x"),
+    "data.tilt_axis": Choice("z", "y", "x", null=True), "data.normalize": Choice("mean_std"),
+    "data.dims": Choice(2, 3), "data.depth": Int(1, 5),
 }
 _NOISE = {
     "noise.name": Names("n2n.noise:NOISE_MODELS"),
@@ -190,6 +198,7 @@ _NOISE = {
 _MODEL = {
     "model.in_channels": Choice(1, 3), "model.out_channels": Choice(1, 3),
     "model.init": Choice("he", "torch"),
+    "model.dims": Choice(2, 3), "model.depth": Int(1, 5), "model.features": Int(1, 512),
     "model.activation.name": Names("n2n.models.layers:ACTIVATIONS"),
     "model.activation.negative_slope": Float(0, 1),
     "model.activation.init": Float(0, 1),

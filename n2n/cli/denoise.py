@@ -71,6 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "(default 250000000)")
     p.add_argument("--suffix", default=None, help="appended to each output's file name before the extension "
                    "(default: none with -o, _denoised without)")
+    from n2n.cli.denoise_volume import add_volume_options  # volumes: MRC and TIFF stacks (docs/volumes.md)
+    add_volume_options(p)
     p.set_defaults(func=run)
     return p
 
@@ -194,6 +196,9 @@ class DefaultModels:
 
 def run(args: argparse.Namespace) -> int:
     """`n2n denoise`: returns the exit code (see the module docstring)."""
+    from n2n.volumes.denoise import run_volumes, wants_volumes  # volumes go their own way (n2n.volumes.denoise)
+    if wants_volumes(args):
+        return run_volumes(args)
     with imports_shielded("n2n"):  # Ctrl-C while torch imports: one line, after the import
         import torch
         from tqdm import tqdm

@@ -135,7 +135,8 @@ class N2NDataModule(L.LightningDataModule):
     # ------------------------------------------------------------------------------------------- loading
     def setup(self, stage: str | None = None) -> None:
         """Reads the files once; safe to call again (Lightning calls it too)."""
-        if stage in (None, "fit") and self.train_bank is None and self.train_stack is None:
+        volumes = getattr(self.source, "volumetric", False)  # data=volumes draws its own 3D crops (draw_train_batch)
+        if stage in (None, "fit") and self.train_bank is None and self.train_stack is None and not volumes:
             if self.source.clean_train and self.noise_draws == "fixed":
                 self.train_bank = CropBank(self.fixed_noisy_copies(self.source.train_images()))
             elif self.source.clean_train:
@@ -243,6 +244,9 @@ class N2NDataModule(L.LightningDataModule):
 
     def _draw_scenes(self, device: torch.device, g: torch.Generator) -> dict[str, torch.Tensor]:
         n, needs = self.batch_size, self.method.needs
+        if getattr(self.source, "volumetric", False):  # data=volumes: 3D crops and augmentation, n2n.volumes.batches
+            noisy, other = self.source.draw_batch(n, g, device, self.augment)
+            return {"noisy": noisy, "other": other}
         if self.train_stack is not None:
             if self.train_stack.device != device:
                 self.train_stack = self.train_stack.to(device)
@@ -315,6 +319,9 @@ def check_method_fits_data(method: Method, source: DataSource, noise_draws: Any,
     if noise_draws == "fixed" and not source.clean_train:
         raise ConfigError(f"data.noise_draws=fixed draws the noise of clean images once; data={source.name} holds "
                           f"noisy captures already")
+    if getattr(source, "volumetric", False) and method.name != "n2n":
+        raise ConfigError(f"data=volumes trains Noise2Noise between two half volumes (method=n2n); method={method.name} "
+                          f"is not available for volumes yet")
     if method.needs == CLEAN and not source.clean_train:
         with_clean = [name for name, cls in SOURCES.items() if cls.clean_train]
         raise ConfigError(f"method={method.name} (Noise2Clean) needs clean training images, which data={source.name} "

@@ -80,11 +80,15 @@ class Denoiser:
           count: the same shape, dtype and device.
         An image without pixels (a side of 0) is refused with ValueError.
         A grey image on a colour model is replicated to its three channels; a colour image on a grey model is
-        denoised channel by channel.
+        denoised channel by channel. A 3D model (model.dims=3) takes Z x Y x X arrays or tensors of any range
+        instead and returns float32 (n2n.volumes.denoise; docs/volumes.md).
         """
         if strength is not None and strength != self.strength:  # a copy: a shared Denoiser stays as it was
             copy = Denoiser(self.runner, self.name, self.tile, self.overlap, strength)
             return copy.denoise(image)
+        if getattr(getattr(self.runner, "net", None), "dims", 2) == 3:  # a 3D model: Z x Y x X volumes
+            from n2n.volumes.denoise import denoise_with_3d_net
+            return denoise_with_3d_net(self.runner.net, image)
         if isinstance(image, torch.Tensor):
             return self._tensor(image)
         if isinstance(image, np.ndarray):

@@ -93,6 +93,9 @@ def shown_name(name: str) -> str:
 def _evaluate(cfg: Mapping[str, Any], context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
               names: list[str], pairs: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
     out_dir = context.run_dir
+    if getattr(source, "volumetric", False):  # data=volumes: 3D slabs in their own units (n2n.volumes.evaluate)
+        from n2n.volumes.evaluate import evaluate_volumes
+        return evaluate_volumes(cfg, source, names, pairs, net, label, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images_dir = out_dir / "denoised"
     if cfg['save_images']:

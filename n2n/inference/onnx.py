@@ -35,6 +35,8 @@ class _Aligned(nn.Module):
 
 def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
     """Write `net` as ONNX taking N x C x H x W float32 with H and W any multiples of 32."""
+    if getattr(net, "dims", 2) != 2:  # volumes (model.dims=3): n2n denoise runs them from .ckpt/.safetensors
+        raise CheckpointError("ONNX export is for 2D models; export a 3D model as .safetensors instead")
     require_extra("onnx", "export", "ONNX export")  # torch.onnx.export needs it; one line if it is missing
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,14 @@ def make_activation(cfg: Mapping[str, Any]) -> ActivationFactory:
     return build_from_registry(ACTIVATIONS, cfg, "model.activation")
 
 
-def make_norm(cfg: Mapping[str, Any]) -> NormFactory | None:
-    """`{"name": "batch"}` -> a factory taking the channel count; `{"name": "none"}` -> None."""
-    return build_from_registry(NORMS, cfg, "model.norm")
+#: The 3D layer of each 2D normalisation layer, for `model.dims=3`.
+_NORM_3D = {nn.BatchNorm2d: nn.BatchNorm3d}
+
+
+def make_norm(cfg: Mapping[str, Any], dims: int = 2) -> NormFactory | None:
+    """`{"name": "batch"}` -> a factory taking the channel count; `{"name": "none"}` -> None. `dims=3`: the
+    3D layer of the same kind and options (volumes)."""
+    factory = build_from_registry(NORMS, cfg, "model.norm")
+    if dims == 3 and isinstance(factory, partial) and factory.func in _NORM_3D:
+        return partial(_NORM_3D[factory.func], *factory.args, **factory.keywords)
+    return factory

@@ -188,6 +188,9 @@ class N2NModule(L.LightningModule):
         images): val/n2n_loss, whose expectation is the loss against the clean image plus a constant (the noise's
         variance for l2), so it ranks checkpoints as the clean loss would (docs/own-data.md). With neither (one
         capture per scene): val/self_loss, the method's own training loss on the held-out images."""
+        if batch["noisy"].dim() == 5:  # volumes (data=volumes): normalised, scored in 3D, not rounded to 8 bits
+            from n2n.volumes.validation import volume_validation_step
+            return volume_validation_step(self, batch)
         noisy = batch["noisy"]
         n = noisy.shape[0]
         # The network and the metrics in float32 even under mixed precision: then val/psnr is what eval.py

@@ -11,10 +11,12 @@ from n2n.data.sources.pairs import NoisyPairs
 from n2n.data.sources.samples import PHOTOS, SamplePhotos, load_samples
 from n2n.data.sources.singles import SingleCaptures
 from n2n.data.sources.stacks import FrameStacks
+from n2n.data.sources.volumes import HalfVolumes
 from n2n.errors import ConfigError
 
 SOURCES: dict[str, type[DataSource]] = {
-    cls.name: cls for cls in (SamplePhotos, ImageFolder, CoursePickles, NoisyPairs, FrameStacks, SingleCaptures)}
+    cls.name: cls for cls in (SamplePhotos, ImageFolder, CoursePickles, NoisyPairs, FrameStacks, SingleCaptures,
+                                     HalfVolumes)}
 
 __all__ = ["SOURCES", "DataSource", "ValidationData", "source_class", "check_min_size", "load_tensor_pair",
            "list_images", "load_image_folder", "load_samples", "PHOTOS"]

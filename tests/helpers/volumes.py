@@ -1,0 +1,45 @@
+"""Small volumes and models for the volume tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from n2n.inference.weights import save_weights
+from n2n.models.unet import build_unet
+
+MODEL3D = {"in_channels": 1, "out_channels": 1, "activation": {"name": "leaky_relu", "negative_slope": 0.1},
+           "norm": {"name": "none"}, "init": "he", "dims": 3, "depth": 2, "features": 4}
+
+
+def write_mrc(path: Path, data: np.ndarray, voxel=(1.5, 1.5, 2.0), origin=(10.0, 20.0, 30.0),
+              extended: bytes = b"") -> Path:
+    """An MRC file with a voxel size (x, y, z), an origin and optionally an extended header."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = voxel
+        mrc.header.origin = origin
+        if extended:
+            mrc.set_extended_header(np.frombuffer(extended, dtype=np.uint8).copy())
+            mrc.header.exttyp = b"SERI"
+    return path
+
+
+def halves(shape=(24, 40, 40), seed: int = 0, offset: float = 100.0, scale: float = 20.0):
+    """(clean, even, odd) float32 volumes in a range far from [0, 1] (as electron counts are)."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.meshgrid(*(np.linspace(0, 3, n) for n in shape), indexing="ij")
+    clean = (offset + scale * np.sin(z * 2) * np.cos(y * 3) * np.sin(x + 1)).astype(np.float32)
+    return (clean, (clean + rng.normal(0, scale, shape)).astype(np.float32),
+            (clean + rng.normal(0, scale, shape)).astype(np.float32))
+
+
+def model_file(path: Path, dims: int = 3, seed: int = 0) -> Path:
+    import torch
+
+    torch.manual_seed(seed)
+    cfg = {**MODEL3D, "dims": dims}
+    net = build_unet(cfg)
+    return save_weights(net, net.config, path)
