@@ -320,8 +320,8 @@ def check_method_fits_data(method: Method, source: DataSource, noise_draws: Any,
         raise ConfigError(f"data.noise_draws=fixed draws the noise of clean images once; data={source.name} holds "
                           f"noisy captures already")
     if getattr(source, "volumetric", False) and method.name != "n2n":
-        raise ConfigError(f"data=volumes trains Noise2Noise between two half volumes (method=n2n); method={method.name} "
-                          f"is not available for volumes yet")
+        raise ConfigError(f"data=volumes trains Noise2Noise between two half volumes (method=n2n); "
+                          f"method={method.name} is not available for volumes yet")
     if method.needs == CLEAN and not source.clean_train:
         with_clean = [name for name, cls in SOURCES.items() if cls.clean_train]
         raise ConfigError(f"method={method.name} (Noise2Clean) needs clean training images, which data={source.name} "

@@ -76,7 +76,7 @@ def evaluate(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[s
     with claim(context.run_dir, None, bool(cfg.get("overwrite", False)), context.records, results=eval_results_in,
                what="evaluation", resume_hint=""):
         try:
-            return _evaluate(cfg, context, label, net, device, names, pairs)
+            return _evaluate(cfg, context, label, net, device, names, pairs, source)
         except BaseException:  # no half evaluation: the folder held no results before this one (claim)
             for name in eval_results_in(context.run_dir):
                 path = context.run_dir / name
@@ -91,7 +91,7 @@ def shown_name(name: str) -> str:
 
 
 def _evaluate(cfg: Mapping[str, Any], context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
-              names: list[str], pairs: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+              names: list[str], pairs: list[dict[str, torch.Tensor]], source: Any = None) -> dict[str, Any]:
     out_dir = context.run_dir
     if getattr(source, "volumetric", False):  # data=volumes: 3D slabs in their own units (n2n.volumes.evaluate)
         from n2n.volumes.evaluate import evaluate_volumes
