@@ -229,7 +229,8 @@ class N2NDataModule(L.LightningDataModule):
             return self.augment.pairs(pairs, generator=g).unbind(1)
         clean = self.augment.pairs(as_float(self.train_bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
         source = self.noise(clean, generator=g)
-        target = self.noise(clean, generator=g) if self.target == "noisy" else clean
+        # the target unclipped even where noise.file_like clips the input (n2n.noise.NoiseModel)
+        target = self.noise.target(clean, generator=g) if self.target == "noisy" else clean
         return source, target
 
     # ------------------------------------------------------------------------------ resumable state
