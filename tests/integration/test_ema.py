@@ -169,3 +169,19 @@ def test_without_ema_checkpoints_hold_the_trained_weights(images, one_thread, tm
 def test_a_bad_decay_is_one_line_naming_the_option(images, tmp_path, value):
     with pytest.raises(ConfigError, match="callbacks.ema"):
         run_in_process([*tiny(*images), f"callbacks.ema={value}"], tmp_path)
+
+
+class FirstWeights(Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.weights = {k: v.detach().clone() for k, v in pl_module.net.state_dict().items()}
+
+
+def test_resumed_without_ema_training_goes_on_from_the_average(ema_run, images, tmp_path):
+    """What docs/configuration.md says of `ckpt_path=last` with `callbacks.ema=null`."""
+    reference_dir, rec = ema_run
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes((reference_dir / "checkpoints" / "last.ckpt").read_bytes())
+    first = FirstWeights()
+    run_in_process([*tiny(*images, epochs=3), "ckpt_path=last"], run_dir, first)
+    assert_weights(first.weights, rec.ema[max(rec.raw)], "the weights a run without EMA resumes from")
