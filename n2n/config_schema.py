@@ -194,6 +194,7 @@ _NOISE = {
     "noise.p": PROBABILITY_OR_RANGE,
     "noise.coverage": Option("number_or_range", 0, 0.9),
     "noise.bits": Choice(0, 8, 16),
+    "noise.file_like": Float(0, 1),  # fraction of inputs clipped and rounded as an 8-bit file holds them
 }
 _MODEL = {
     "model.in_channels": Choice(1, 3), "model.out_channels": Choice(1, 3),
@@ -283,6 +284,7 @@ _CALLBACKS = {
     "callbacks.divergence_guard": Option("int", 1, extra=(True, False)),
     "callbacks.interrupt_checkpoint": BOOL,
     "callbacks.progress_bar_refresh_rate": Int(1),
+    "callbacks.ema": Float(0, 1, lo_open=True, null=True),  # decay of the weights' moving average; null: off
 }
 _PATHS = {
     "paths.root_dir": PATH, "paths.data_dir": PATH, "paths.log_dir": PATH,
@@ -293,6 +295,7 @@ _TOP = {
     "method": Option("str", null=True),  # a mapping, checked by its builder (see _OPAQUE)
     "target": Choice("noisy", "clean", null=True),  # the old spelling of method=n2n / method=n2c
     "ckpt_path": PATH_OR_NULL,
+    "init_from": PATH_OR_NULL,  # a bundled model's name, .safetensors or .ckpt: the weights to fine-tune
     "overwrite": BOOL,
     "log_images": Int(0),
     "print_config": BOOL,

@@ -77,11 +77,27 @@ def _pixel_mask(x: torch.Tensor, p: Level, generator: torch.Generator | None) ->
 
 
 class NoiseModel:
-    """Base class: subclasses set `name`, declare their levels in `__init__` and implement `_apply`."""
+    """Base class: subclasses set `name`, declare their levels in `__init__` and implement `_apply`.
+
+    Calling the model draws a network *input*; `target` draws a training target. They differ only with
+    `file_like` (additive noises): that fraction of inputs, drawn per image, is clipped to [0, 1] and rounded to
+    8 bits as an image file holds it, while targets stay unclipped. Noise2Noise learns the mean of its targets, and
+    the mean of clipped noise is biased near black and white (about 10/255 on black at sigma 25): clipped targets
+    would teach that bias, unclipped ones teach the clean value (docs/own-data.md)."""
 
     name: str = ""
+    file_like: float = 0.0
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noisy = self.target(x, generator)
+        if not self.file_like:  # no random numbers drawn: seeded runs without the option are unchanged
+            return noisy
+        as_file = noisy.float().clamp(0, 1).mul(255).round().div(255)
+        chosen = torch.rand((x.shape[0], 1, 1, 1), device=x.device, generator=generator) < self.file_like
+        return torch.where(chosen, as_file, noisy.float()).to(x.dtype)
+
+    def target(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A noisy copy as the noise makes it, never clipped by `file_like`: the training target."""
         if x.dim() != 4 or not x.is_floating_point():
             raise ValueError(f"{self.name} noise expects a float (B, C, H, W) batch, got {tuple(x.shape)} {x.dtype}")
         # At least float32: random draws and thresholds in half precision would be visibly quantised.
@@ -96,7 +112,15 @@ class NoiseModel:
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self._levels().items())
+        if self.file_like:
+            options += f", file_like={self.file_like:g}"
         return f"{type(self).__name__}({options})"
+
+    def _set_file_like(self, value: Any) -> None:
+        if not _is_number(value) or not 0 <= value <= 1:
+            raise ConfigError(f"noise.file_like={_show(value)} must be a number in [0, 1]: the fraction of network "
+                              f"inputs clipped to [0, 1] and rounded to 8 bits as an image file holds them")
+        self.file_like = float(value)
 
 
 class GaussianNoise(NoiseModel):
@@ -104,8 +128,9 @@ class GaussianNoise(NoiseModel):
 
     name = "gaussian"
 
-    def __init__(self, sigma: Any = 25):
+    def __init__(self, sigma: Any = 25, file_like: Any = 0):
         self.sigma = Level("sigma", sigma, minimum=0)
+        self._set_file_like(file_like)
 
     def _apply(self, x, generator):
         sigma = _per_image(self.sigma.sample(x.shape[0], x.device, generator)) / 255
@@ -117,8 +142,9 @@ class PoissonNoise(NoiseModel):
 
     name = "poisson"
 
-    def __init__(self, lam: Any = 30):
+    def __init__(self, lam: Any = 30, file_like: Any = 0):
         self.lam = Level("lam", lam, minimum=0, exclusive_min=True)
+        self._set_file_like(file_like)
 
     def _apply(self, x, generator):
         lam = _per_image(self.lam.sample(x.shape[0], x.device, generator))
@@ -134,9 +160,10 @@ class PoissonGaussianNoise(NoiseModel):
     name = "poisson_gaussian"
     BITS = (0, 8, 16)
 
-    def __init__(self, lam: Any = 30, sigma: Any = 5, bits: Any = 0):
+    def __init__(self, lam: Any = 30, sigma: Any = 5, bits: Any = 0, file_like: Any = 0):
         self.lam = Level("lam", lam, minimum=0, exclusive_min=True)
         self.sigma = Level("sigma", sigma, minimum=0)
+        self._set_file_like(file_like)
         if bits not in self.BITS or isinstance(bits, bool):
             raise ConfigError(f"noise.bits={_show(bits)} must be 0 (floats, unclipped), 8 or 16 (what an image "
                               f"file of that depth holds: clipped to [0, 1] and rounded)")

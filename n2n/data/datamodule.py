@@ -159,7 +159,7 @@ class N2NDataModule(L.LightningDataModule):
             clean = as_float(image[None])
             copies = [self.noise(clean, generator=g)]
             if self.method.needs == PAIR:
-                copies.append(self.noise(clean, generator=g))
+                copies.append(self.noise.target(clean, generator=g))  # the target: never clipped by file_like
             elif self.method.needs == CLEAN:
                 copies.append(clean)
             frames.append(torch.cat(copies).half())
@@ -278,7 +278,8 @@ class N2NDataModule(L.LightningDataModule):
         clean = self.augment.pairs(as_float(bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
         batch = {"noisy": self.noise(clean, generator=g)}
         if needs == PAIR:
-            batch["other"] = self.noise(clean, generator=g)
+            # the target unclipped even where noise.file_like clips the input (n2n.noise.NoiseModel)
+            batch["other"] = self.noise.target(clean, generator=g)
         elif needs == CLEAN:
             batch["clean"] = clean
         return batch

@@ -26,6 +26,7 @@ from n2n.search.pruning import trial_callbacks
 from n2n.training.callbacks import RunCallbacks, build_callbacks
 from n2n.training.checkpoint_io import AtomicCheckpointIO
 from n2n.training.hparams import log_hparams
+from n2n.training.init_weights import load_initial_weights
 from n2n.training.lightning_compat import relaunches_command_line
 from n2n.training.loggers import build_logger
 from n2n.training.module import N2NModule
@@ -126,6 +127,8 @@ def _fit(config: dict[str, Any], context: RunContext, extra_callbacks: Sequence[
     check_monitors(config["callbacks"], logged_metrics(datamodule))
     check_validation_interval(config["trainer"], config["data"])
     module = N2NModule(config)
+    if config.get("init_from") and not ckpt_path:  # fine-tuning; a resumed run has its own weights
+        load_initial_weights(module.net, config["init_from"])
     # read with the weights-only unpickler and compared with this model before Lightning loads it
     resume_notes = check_resume(ckpt_path, config, module) if ckpt_path else []
     datamodule.setup("fit")

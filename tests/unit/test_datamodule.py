@@ -50,6 +50,16 @@ def test_folder_batches_are_noisy_pairs_of_one_clean_crop(image_dirs):
     assert len(dm.train_dataloader()) == 3
 
 
+def test_file_like_clips_the_input_of_each_pair_and_leaves_its_target_unclipped(image_dirs):
+    """noise.file_like=1: every input as an 8-bit file holds it, every target unclipped (Noise2Noise learns the
+    targets' mean, and clipping them would bias it near black and white)."""
+    dm = N2NDataModule(folder_config(*image_dirs, "noise.sigma=50", "noise.file_like=1", batch_size=32))
+    dm.setup("fit")
+    src, tgt = dm.draw_train_batch(torch.device("cpu"))
+    assert src.min() >= 0 and src.max() <= 1 and torch.allclose(src * 255, (src * 255).round(), atol=1e-4)
+    assert tgt.min() < 0 and tgt.max() > 1  # sigma 50 leaves [0, 1] somewhere in 32 crops
+
+
 def test_noise2clean_target_is_the_clean_crop(image_dirs):
     dm = N2NDataModule({**folder_config(*image_dirs), "target": "clean"})
     dm.setup("fit")

@@ -72,6 +72,51 @@ def test_poisson_gaussian_bits_clip_and_round_like_a_file():
         build_noise({"name": "poisson_gaussian", "bits": 12})
 
 
+# --- file_like: inputs as an 8-bit file holds them, targets unclipped ------------------------------------------------
+
+def is_file_like(x: torch.Tensor) -> torch.Tensor:
+    """(B,) booleans: each image within [0, 1] and on the 8-bit levels k/255."""
+    on_levels = torch.isclose(x * 255, (x * 255).round(), atol=1e-4)
+    return ((x >= 0) & (x <= 1) & on_levels).flatten(1).all(1)
+
+
+@pytest.mark.parametrize("cfg", [{"name": "gaussian", "sigma": 25}, {"name": "poisson", "lam": 7},
+                                 {"name": "poisson_gaussian", "lam": 7, "sigma": 10}])
+def test_file_like_clips_and_rounds_that_fraction_of_inputs_and_never_the_target(cfg):
+    clean = constant(0.3, (400, 1, 8, 8))
+    noise = build_noise({**cfg, "file_like": 0.5})
+    fraction = is_file_like(noise(clean, seeded())).float().mean().item()
+    assert 0.4 < fraction < 0.6  # the other half is left as the noise makes it
+    assert not is_file_like(noise.target(clean, seeded())).any()
+    assert is_file_like(build_noise({**cfg, "file_like": 1})(clean, seeded())).all()
+
+
+def test_file_like_inputs_are_biased_on_black_and_unclipped_targets_are_not():
+    """What the option is for: on black, clipped noise has a mean of about 10/255 at sigma 25 (what a network
+    trained on clipped targets learns to output), the unclipped target's mean is 0."""
+    black = constant(0.0, (64, 1, 32, 32))
+    noise = build_noise({"name": "gaussian", "sigma": 25, "file_like": 1})
+    assert 255 * noise(black, seeded()).mean().item() == pytest.approx(25 / (2 * torch.pi) ** 0.5, abs=0.3)
+    assert abs(255 * noise.target(black, seeded()).mean().item()) < 0.2
+
+
+def test_without_file_like_the_draws_are_unchanged():
+    """Seeded runs written before the option keep their batches: no random numbers are drawn for it."""
+    clean = torch.rand(2, 3, 16, 16, generator=seeded(3))
+    noise = build_noise({"name": "gaussian", "sigma": [0, 50]})
+    assert torch.equal(noise(clean, seeded()), noise.target(clean, seeded()))
+    as_input, as_target = seeded(), seeded()
+    noise(clean, as_input)
+    noise.target(clean, as_target)
+    assert torch.equal(as_input.get_state(), as_target.get_state())
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "half", True])
+def test_bad_file_like_is_refused(value):
+    with pytest.raises(ConfigError, match="noise.file_like"):
+        build_noise({"name": "gaussian", "file_like": value})
+
+
 def test_poisson_larger_lam_is_less_noisy():
     clean = constant(0.5)
     low = build_noise({"name": "poisson", "lam": 5})(clean, seeded()).var().item()

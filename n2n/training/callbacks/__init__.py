@@ -16,6 +16,7 @@ from n2n.errors import ConfigError
 from n2n.training.callbacks.checkpoint import RunCheckpoint
 from n2n.training.callbacks.clock import TrainingClock
 from n2n.training.callbacks.divergence import DivergenceGuard
+from n2n.training.callbacks.ema import EMA
 from n2n.training.callbacks.final_validation import ValidateFinalStep
 from n2n.training.callbacks.interrupt import InterruptCheckpoint
 from n2n.training.callbacks.lr_logger import LearningRateLogger
@@ -23,7 +24,7 @@ from n2n.training.callbacks.progress import LossProgressBar
 from n2n.training.callbacks.resume_options import ResumeOptimizerOptions
 
 KNOWN = ("checkpoint", "early_stopping", "lr_monitor", "divergence_guard", "interrupt_checkpoint",
-         "progress_bar_refresh_rate")
+         "progress_bar_refresh_rate", "ema")
 
 __all__ = ["RunCallbacks", "build_callbacks", "DivergenceGuard", "InterruptCheckpoint", "LearningRateLogger",
            "LossProgressBar", "ResumeOptimizerOptions", "TrainingClock", "ValidateFinalStep"]
@@ -46,6 +47,8 @@ def build_callbacks(cfg: Mapping[str, Any], optimizer_cfg: Mapping[str, Any], co
     if unknown:
         raise ConfigError(f"callbacks: unknown option(s) {unknown}; allowed: {sorted(KNOWN)}")
     out = RunCallbacks()
+    if cfg.get("ema") is not None:  # first: a checkpoint saved at the end of a step holds that step's average
+        out.all.append(EMA(cfg["ema"]))
     ckpt = dict(cfg.get("checkpoint") or {})
     if ckpt:
         ckpt.setdefault("filename", "best-{step}")
