@@ -7,7 +7,7 @@ is what sets it apart from `ckpt_path` (resuming a run where it stopped).
 from __future__ import annotations
 
 from n2n.errors import CheckpointError, ConfigError
-from n2n.models.unet import UNet
+from n2n.models.unet import DEFAULTS, UNet
 
 
 def load_initial_weights(net: UNet, model: str) -> None:
@@ -18,8 +18,10 @@ def load_initial_weights(net: UNet, model: str) -> None:
         source = load_network(model)
     except CheckpointError as exc:
         raise ConfigError(f"init_from={model}: {exc}") from None
-    # the initialisation scheme is all that may differ: the weights replace what it drew
-    theirs, ours = ({k: v for k, v in c.items() if k != "init"} for c in (source.config, net.config))
+    source = getattr(source, "net", source)  # weights only: not a method's inference rule around them
+    # the initialisation scheme is all that may differ: the weights replace what it drew; 2D weight files
+    # written before model.dims/depth/features existed hold the defaults
+    theirs, ours = ({k: v for k, v in {**DEFAULTS, **c}.items() if k != "init"} for c in (source.config, net.config))
     if theirs != ours:
         differ = [f"model.{k}={theirs.get(k)!r} (this run: {ours.get(k)!r})" for k in sorted(set(theirs) | set(ours))
                   if theirs.get(k) != ours.get(k)]

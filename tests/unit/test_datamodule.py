@@ -55,7 +55,7 @@ def test_file_like_clips_the_input_of_each_pair_and_leaves_its_target_unclipped(
     targets' mean, and clipping them would bias it near black and white)."""
     dm = N2NDataModule(folder_config(*image_dirs, "noise.sigma=50", "noise.file_like=1", batch_size=32))
     dm.setup("fit")
-    src, tgt = dm.draw_train_batch(torch.device("cpu"))
+    src, tgt = dm.draw_train_batch(torch.device("cpu")).values()
     assert src.min() >= 0 and src.max() <= 1 and torch.allclose(src * 255, (src * 255).round(), atol=1e-4)
     assert tgt.min() < 0 and tgt.max() > 1  # sigma 50 leaves [0, 1] somewhere in 32 crops
 
