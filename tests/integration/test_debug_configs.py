@@ -58,7 +58,7 @@ class Losses(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.values.append(float(outputs["loss"]))
-        self.batches.append(batch[0].clone())
+        self.batches.append(batch["noisy"].clone())
 
 
 def test_overfit_makes_the_loss_fall(images, one_thread, tmp_path):
