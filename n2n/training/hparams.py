@@ -58,10 +58,9 @@ def _get(config: Mapping[str, Any], keys: Iterable[str], default: Any = None) ->
 def method_name(config: Mapping[str, Any]) -> str:
     """The training method: the `method` section's name where the config has one, else Noise2Noise (`n2n`) or
     its supervised Noise2Clean baseline (`n2c`) from `target`."""
-    name = _get(config, ("method", "name"))
-    if name:
-        return str(name)
-    return "n2c" if _get(config, ("target",)) == "clean" else "n2n"
+    from n2n.methods import method_section
+
+    return str(method_section(config)["name"])  # `target`, where a config still sets it, names the method
 
 
 def flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,6 +70,8 @@ def flat_hparams(config: Mapping[str, Any]) -> dict[str, Any]:
     noise = dict(_get(config, ("noise",), {}) or {})
     noise_name = noise.pop("name", "none")
     noise.pop("val", None)
+    if not noise.get("file_like"):
+        noise.pop("file_like", None)  # off: not a choice the run made
     params = {name: _get(config, path) for name, (path, _) in HPARAMS.items()}
     params["method"] = method_name(config)
     # noisy sources (the course's pickles, your own captures): the noise options do not apply to them

@@ -200,5 +200,5 @@ def test_a_failed_capture_says_how_to_train_without_the_graph(monkeypatch):
     with pytest.raises(N2NError, match=r"capturing the training step as a CUDA graph failed "
                                        r"\(operation not permitted when stream is capturing\); "
                                        r"train without it: perf.cuda_graph=false"):
-        step._capture(x, y)
+        step._capture({"noisy": x, "other": y})
     assert not step.captured

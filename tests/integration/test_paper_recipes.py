@@ -61,9 +61,10 @@ def test_recipe_composes_to_the_paper_case_on_the_reference_recipe(case):
     noise, loss, val = CASES[case]
     config = composed([f"experiment={case}", *DIRS])
     expected_noise = {**noise, "val": val} if val else noise
-    assert config["noise"] == expected_noise
+    assert {k: v for k, v in config["noise"].items() if k != "file_like"} == expected_noise
+    assert config["noise"].get("file_like", 0) == 0  # the paper's inputs are never clipped like files
     assert config["loss"] == loss
-    assert config["target"] == "noisy"
+    assert config["method"] == {"name": "n2n"}
     # the folders are the user's, from the command line
     assert config["data"]["name"] == "folder"
     assert (config["data"]["train_dir"], config["data"]["val_dir"]) == ("/my/train", "/my/test")
@@ -80,7 +81,7 @@ def test_recipe_composes_to_the_paper_case_on_the_reference_recipe(case):
     assert config["perf"]["channels_last"] is True
     # the code accepts every option, and the validation images get the test noise level
     module, datamodule = N2NModule(config), N2NDataModule(config)
-    assert module.loss_fn.name == loss["name"]
+    assert module.method.loss_fn.name == loss["name"]
     for option, level in (val or {}).items():
         train_level, val_level = getattr(datamodule.noise, option), getattr(datamodule.val_noise, option)
         assert train_level.is_range and (train_level.low, train_level.high) == tuple(noise[option])
@@ -90,9 +91,10 @@ def test_recipe_composes_to_the_paper_case_on_the_reference_recipe(case):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_noise2clean_twin_is_the_same_run_with_clean_targets(case):
     n2n = composed([f"experiment={case}", *DIRS])
-    n2c = composed([f"experiment={case}", *DIRS, "target=clean"])
-    assert n2c["target"] == "clean"
-    assert {k for k in n2n if n2n[k] != n2c[k]} == {"target"}
+    n2c = composed([f"experiment={case}", *DIRS, "method=n2c"])
+    assert n2c["method"] == {"name": "n2c"}
+    assert {k for k in n2n if n2n[k] != n2c[k]} == {"method"}
+    assert composed([f"experiment={case}", *DIRS, "target=clean"]) == n2c  # the old spelling
 
 
 def test_recipes_name_no_data_folder_and_the_command_line_wins():
