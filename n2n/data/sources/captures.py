@@ -31,6 +31,19 @@ def val_fraction(cfg: Mapping[str, Any]) -> float:
     return float(value)
 
 
+def held_out_fraction(cfg: Mapping[str, Any], source: str, what: str) -> float:
+    """For sources of one folder (`data.dir`): the fraction held out for validation, checked against
+    `data.val_dir` (exactly one of the two); `what` names the source's scenes in the message."""
+    fraction = val_fraction(cfg)
+    if cfg.get("val_dir") and fraction:
+        raise ConfigError("data.val_fraction splits data.dir for validation; with data.val_dir given, set "
+                          "data.val_fraction=null")
+    if not cfg.get("val_dir") and not fraction:
+        raise ConfigError(f"data={source} needs validation {what}: data.val_dir=DIR, or data.val_fraction=0.1 to "
+                          f"hold out a tenth of data.dir")
+    return fraction
+
+
 def split(names: Sequence[str], fraction: float, option: str) -> tuple[list[str], list[str]]:
     """(training, validation) names: every k-th scene held out, k = round(1 / fraction), so that held-out
     scenes are spread over the whole (sorted) folder; at least one of each."""

@@ -10,9 +10,8 @@ from pathlib import Path
 import torch
 
 from n2n.data.sources.base import ValidationData
-from n2n.data.sources.captures import NoisyCaptures, clean_references, split, training_frames, val_fraction
+from n2n.data.sources.captures import NoisyCaptures, clean_references, held_out_fraction, split, training_frames
 from n2n.data.sources.folder import list_images
-from n2n.errors import ConfigError
 from n2n.image_files import read_training_image
 
 
@@ -23,13 +22,7 @@ class SingleCaptures(NoisyCaptures):
 
     def __init__(self, cfg, channels):
         super().__init__(cfg, channels)
-        self.fraction = val_fraction(self.cfg)
-        if self.cfg.get("val_dir") and self.fraction:
-            raise ConfigError("data.val_fraction splits data.dir for validation; with data.val_dir given, set "
-                              "data.val_fraction=null")
-        if not self.cfg.get("val_dir") and not self.fraction:
-            raise ConfigError("data=singles needs validation images: data.val_dir=DIR, or data.val_fraction=0.1 to "
-                              "hold out a tenth of data.dir")
+        self.fraction = held_out_fraction(self.cfg, self.name, "images")
         self._names: tuple[list[str], list[str]] | None = None
 
     def _split(self) -> tuple[list[str], list[str]]:

@@ -13,10 +13,10 @@ from n2n.data.sources.captures import (
     NoisyCaptures,
     check_scene,
     clean_references,
+    held_out_fraction,
     read_capture,
     split,
     training_frames,
-    val_fraction,
     validation_from_scenes,
 )
 from n2n.errors import ConfigError, DataError
@@ -30,18 +30,12 @@ class FrameStacks(NoisyCaptures):
 
     def __init__(self, cfg, channels):
         super().__init__(cfg, channels)
-        self.fraction = val_fraction(self.cfg)
+        self.fraction = held_out_fraction(self.cfg, self.name, "stacks")
         self.frame_split = self.cfg.get("frame_split") or "random"
         if self.frame_split not in self.SPLITS:
             raise ConfigError(f"data.frame_split={self.frame_split!r} must be one of {', '.join(self.SPLITS)} (random: "
                               f"two different frames per sample; even_odd: the mean of the even frames against the "
                               f"mean of the odd ones)")
-        if self.cfg.get("val_dir") and self.fraction:
-            raise ConfigError("data.val_fraction splits data.dir for validation; with data.val_dir given, set "
-                              "data.val_fraction=null")
-        if not self.cfg.get("val_dir") and not self.fraction:
-            raise ConfigError("data=stacks needs validation stacks: data.val_dir=DIR, or data.val_fraction=0.1 to "
-                              "hold out a tenth of data.dir")
         self._names: tuple[list[str], list[str]] | None = None
 
     def _split(self) -> tuple[list[str], list[str]]:
