@@ -34,7 +34,7 @@ def evaluate_volumes(cfg, source, names: list[str], items: list[dict[str, torch.
             row.update(n2n_loss_noisy=float(((noisy[0] - other) ** 2).mean()),
                        n2n_loss_denoised=float(((output - other) ** 2).mean()))
         rows.append(row)
-        if cfg.save_images:
+        if cfg.get("save_images", True):
             norm = source._norms[name]
             (out_dir / "denoised").mkdir(exist_ok=True)
             write_like(out_dir / "denoised" / f"{name.rsplit('.', 1)[0]}_slab.mrc", norm.undo(output[0].numpy()))

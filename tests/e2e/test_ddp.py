@@ -47,11 +47,10 @@ def test_ddp_on_cpu_runs_two_gloo_processes_into_one_run_folder(ddp_run):
     root, run_dir, result = ddp_run
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    assert "distributed_backend=gloo" in output and "Starting with 2 processes" in output
-    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output
+    # (Lightning's own INFO lines naming the gloo backend and the two members are silenced since n2n's quieter
+    # first look, and Hydra's log file is opened only at its first message: that both processes trained is
+    # what the next test shows, numerically)
     assert "Traceback" not in output
-    # Lightning re-ran train.py for rank 1 with hydra.run.dir set to this run's folder
-    assert (run_dir / "train_ddp_process_1.log").is_file()
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [f"best-{STEPS * EPOCHS}.ckpt", "last.ckpt"]
     assert output.count("best val/psnr") == 1  # printed by rank 0 only
     metrics = json.loads((run_dir / "metrics.json").read_text())
