@@ -146,7 +146,9 @@ def write_table(args: argparse.Namespace, rows: list[dict]) -> None:
     low = min(r["psnr"] for r in trained) - 1
     ax.set_xlim(low, max(r["psnr"] for r in trained) + 0.6)
     ax.invert_yaxis()
-    ax.set_xlabel(f"CBSD68 PSNR at sigma {SIGMA} (dB), {args.steps} steps of {args.batch} crops of {args.crop} px")
+    images = f"first {args.limit} " if args.limit else ""
+    ax.set_xlabel(f"CBSD68 ({images}images) PSNR at sigma {SIGMA} (dB), {args.steps} steps of {args.batch} crops "
+                  f"of {args.crop} px")
     fig.tight_layout()
     fig.savefig(out / "table.png", dpi=120)
 
