@@ -30,3 +30,21 @@ class Exploit:
 
     def __reduce__(self):
         return (open, (self.target, "w"))
+
+
+#: The paper's RGB U-Net as a `model` config section.
+RGB_MODEL = {"in_channels": 3, "out_channels": 3, "activation": {"name": "leaky_relu", "negative_slope": 0.1},
+             "norm": {"name": "none"}, "init": "he"}
+
+
+def random_rgb_denoiser(folder):
+    """A seeded, untrained RGB U-Net saved as weights in `folder` and loaded through the Python API (fp32, CPU)."""
+    import torch
+
+    import n2n
+    from n2n.inference.weights import save_weights
+    from n2n.models.unet import build_unet
+
+    torch.manual_seed(0)
+    net = build_unet(RGB_MODEL)
+    return n2n.load(save_weights(net, net.config, folder / "rgb.safetensors"), device="cpu", precision="fp32")

@@ -8,21 +8,17 @@ import pytest
 import torch
 
 import n2n
-from helpers.files import save_checkpoint
+from helpers.files import RGB_MODEL, random_rgb_denoiser, save_checkpoint
 from n2n.errors import CheckpointError
 from n2n.inference.weights import save_weights
 from n2n.models.unet import build_unet
 
-MODEL = {"in_channels": 3, "out_channels": 3, "activation": {"name": "leaky_relu", "negative_slope": 0.1},
-         "norm": {"name": "none"}, "init": "he"}
+MODEL = RGB_MODEL
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    torch.manual_seed(0)
-    net = build_unet(MODEL)
-    path = save_weights(net, net.config, tmp_path_factory.mktemp("api") / "rgb.safetensors")
-    return n2n.load(path, device="cpu", precision="fp32")
+    return random_rgb_denoiser(tmp_path_factory.mktemp("api"))
 
 
 @pytest.fixture(scope="module")
