@@ -30,7 +30,7 @@ from n2n.data.crops import CropBank
 from n2n.data.sources import SOURCES, DataSource, ValidationData, source_class
 from n2n.errors import ConfigError
 from n2n.image_files import as_float, set_max_pixels
-from n2n.methods import CLEAN, PAIR, Method, build_method, method_for_config, method_section, noise_sigma
+from n2n.methods import CLEAN, PAIR, Method, method_for_config
 from n2n.noise import NoiseModel, build_noise
 
 #: Options of the `data` section that the DataModule itself reads, whatever the source.
@@ -117,9 +117,9 @@ class N2NDataModule(L.LightningDataModule):
         self.val_seed = _int_option(self.cfg, "val_seed", minimum=0)
         self.crop_size = self.cfg["crop_size"] if self.source.random_crops else None
         self.noise_draws = self.cfg.get("noise_draws", "fresh")
-        check_method_fits_data(build_method(method_section(config)), self.source, self.noise_draws,
-                               config.get("noise"))
-        self.method = method_for_config(config)  # its `prepare` draws the method's masks and re-corruptions
+        # bound to its loss and noise level (a missing sigma is refused there); `prepare` draws its masks
+        self.method = method_for_config(config)
+        check_method_fits_data(self.method, self.source, self.noise_draws)
         self.augment = build_augment(section(config, "aug"))
         self.noise, self.val_noise = build_noises(section(config, "noise"))
         self.seed = int(require(config, "seed", "config"))
@@ -301,7 +301,6 @@ class N2NDataModule(L.LightningDataModule):
         self._perm = perm if perm is not None else None
 
 
-
 def _captures(frames: torch.Tensor, needs: str) -> dict[str, torch.Tensor]:
     """Noisy captures (N, K, C, H, W) as a batch: the first, and the second too for methods that need a pair."""
     if needs == PAIR:
@@ -309,8 +308,7 @@ def _captures(frames: torch.Tensor, needs: str) -> dict[str, torch.Tensor]:
     return {"noisy": frames[:, 0]}
 
 
-def check_method_fits_data(method: Method, source: DataSource, noise_draws: Any,
-                           noise_cfg: Mapping[str, Any] | None) -> None:
+def check_method_fits_data(method: Method, source: DataSource, noise_draws: Any) -> None:
     """Refuses, in one line and before any file is read, a method whose needs the data cannot meet."""
     if not method.trains:
         raise ConfigError(f"method={method.name} fits one image at denoising time and trains no model: run "
@@ -331,6 +329,3 @@ def check_method_fits_data(method: Method, source: DataSource, noise_draws: Any,
     if method.needs == PAIR and not source.clean_train and source.frames_per_scene < 2:
         raise ConfigError(f"method={method.name} needs two noisy captures of each scene, and data={source.name} has "
                           f"one; use a single-capture method: method=nb2nb, n2v, n2s, r2r or sure (docs/methods.md)")
-    if method.needs_sigma and noise_sigma(method, noise_cfg, source.clean_train) is None:
-        raise ConfigError(f"method={method.name} needs the Gaussian noise level of your captures: set method.sigma=S "
-                          f"(0..255 scale; docs/methods.md says how to estimate it)")

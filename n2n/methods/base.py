@@ -62,8 +62,8 @@ class Method(nn.Module):
         if self.needs_sigma:
             if sigma is None:
                 raise ConfigError(f"method={self.name} needs the Gaussian noise level: it comes from noise.sigma "
-                                  f"(a single number) on synthetic data, or method.sigma=S (0..255 scale) for your "
-                                  f"own captures")
+                                  f"(a single number) on synthetic data; for your own captures set method.sigma=S "
+                                  f"(0..255 scale; docs/methods.md says how to estimate it)")
             self.sigma = float(sigma) / 255.0
         return self
 

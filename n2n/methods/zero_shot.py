@@ -70,11 +70,13 @@ class ZeroShotNoise2Noise(Method):
         if image.dim() != 4 or image.shape[0] != 1 or min(image.shape[-2:]) < 2:
             raise ConfigError(f"zero-shot denoising takes one image of at least 2 x 2 pixels, got shape "
                               f"{tuple(image.shape)}")
-        torch.manual_seed(self.seed)
         y = image.float()
         # odd sides: the down-sampler drops the last row/column; the whole image is denoised all the same
         fit = y[..., : y.shape[-2] // 2 * 2, : y.shape[-1] // 2 * 2]
-        model = NoisePredictor(y.shape[1], self.features).to(y.device)
+        with torch.random.fork_rng(devices=[]):  # the seeded initialisation leaves the caller's RNG as it was
+            torch.manual_seed(self.seed)
+            model = NoisePredictor(y.shape[1], self.features)
+        model = model.to(y.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
         schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, self.steps // 2), gamma=0.5)
         for step in range(self.steps):
