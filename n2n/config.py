@@ -2,7 +2,8 @@
 
 `train.py` and `eval.py` call `run_context(cfg)` and `resolve_train_config(cfg, context)` first; everything
 after them receives plain dicts in which nothing is left to decide: `auto` precision and channels-last are
-what will run on this machine, and `ckpt_path` is a file name. Each builder then takes only its own section
+what will run on this machine, `auto` data options what the files are (data=pairs: `normalize`), and `ckpt_path`
+is a file name. Each builder then takes only its own section
 (`build_unet(config["model"])`, `build_noise(config["noise"])`, ...). Defaults live in the YAML files of
 `conf/`, not in code: a builder given a section without a key it needs says which key is missing.
 """
@@ -162,6 +163,9 @@ def resolve_train_config(cfg: DictConfig | Mapping[str, Any], context: RunContex
     check_options(config, TRAIN_OPTIONS)  # every option's type and range, before anything else
     config = resolve_method(config)
     config = resolve_speed(config)
+    from n2n.data.sources import resolve_data  # e.g. data.normalize=auto of data=pairs: from its files
+
+    config = resolve_data(config)
     config["ckpt_path"] = resolve_ckpt_path(config.get("ckpt_path"), context.run_dir, context.multirun)
     return config
 

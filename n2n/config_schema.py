@@ -184,7 +184,7 @@ _DATA = {
     "data.noise_draws": Choice("fresh", "fixed"),
     "data.max_pixels": Int(1, null=True),  # null: n2n.image_files.limits.DEFAULT_MAX_PIXELS
     "data.val_slab": Float(0, 0.5, lo_open=True), "data.val_axis": Choice("z", "y", "x"),
-    "data.tilt_axis": Choice("z", "y", "x", null=True), "data.normalize": Choice("mean_std"),
+    "data.tilt_axis": Choice("z", "y", "x", null=True), "data.normalize": Choice("auto", "mean_std", null=True),
     "data.dims": Choice(2, 3), "data.depth": Int(1, 5),
 }
 _NOISE = {

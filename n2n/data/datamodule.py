@@ -319,8 +319,9 @@ def check_method_fits_data(method: Method, source: DataSource, noise_draws: Any)
         raise ConfigError(f"data.noise_draws=fixed draws the noise of clean images once; data={source.name} holds "
                           f"noisy captures already")
     if getattr(source, "volumetric", False) and method.name != "n2n":
-        raise ConfigError(f"data=volumes trains Noise2Noise between two half volumes (method=n2n); "
-                          f"method={method.name} is not available for volumes yet")
+        what = "half volumes" if source.name == "volumes" else "MRC micrographs"
+        raise ConfigError(f"data={source.name} trains Noise2Noise between two {what} (method=n2n); "
+                          f"method={method.name} is not available for {what.split()[-1]} yet")
     if method.needs == CLEAN and not source.clean_train:
         with_clean = [name for name, cls in SOURCES.items() if cls.clean_train]
         raise ConfigError(f"method={method.name} (Noise2Clean) needs clean training images, which data={source.name} "

@@ -1,9 +1,10 @@
 """Denoising volumes: the Python API (`VolumeDenoiser`, `denoise_volume_array`) and `n2n denoise VOLUME ...`
 (n2n.cli.denoise hands volume inputs here).
 
-A model trained on volumes (data=volumes, or any 3D model) normalises each input with its own mean and standard
-deviation, as in training (the checkpoint records the scheme), and undoes it on the output. A 2D model trained on
-images in [0, 1] denoises a volume only section by section (`--slices`), each volume scaled from its 0.1 and
+A model trained on volumes (data=volumes, or any 3D model) or on MRC micrographs (data=pairs, data.normalize
+mean_std) normalises each input with its own mean and standard deviation, as in training (the checkpoint records
+the scheme), and undoes it on the output. A 2D model denoises a single-section MRC (a micrograph) whole, and a
+volume only section by section (`--slices`); one trained on images in [0, 1] scales each input from its 0.1 and
 99.9 percentiles to [0, 1] and back. Output: float32, MRC with the input's voxel size, origin and extended header,
 TIFF for TIFF; written atomically after every check has passed, so a refused input leaves nothing behind.
 """
@@ -81,8 +82,9 @@ def load_volume_model(model: str | Path, device: str = "auto") -> VolumeModel:
 
         ckpt = read_checkpoint(path)
         data = training_config(ckpt, path).get("data") or {}
-        if data.get("name") == "volumes":
-            scheme = str(data.get("normalize", "mean_std"))
+        # data=volumes, and data=pairs of MRC micrographs: normalised per input (n2n.volumes.normalize)
+        if data.get("normalize", "mean_std" if data.get("name") == "volumes" else None) == "mean_std":
+            scheme = "mean_std"
         net = unet_from_checkpoint(ckpt, path, dev)
     else:
         from n2n.inference.weights import load_weights
@@ -241,9 +243,6 @@ def run_volumes(args: argparse.Namespace) -> int:
         max_memory = parse_memory(getattr(args, "max_memory", None) or DEFAULT_MAX_MEMORY)
         if args.pair and len(inputs) != 1:
             raise DataError(f"--pair {args.pair} goes with one input volume (its other half), got {len(inputs)}")
-        if model.dims == 2 and not args.slices:
-            raise DataError(f"{inputs[0]} is a volume and {model.name} is a 2D model: add --slices to denoise it "
-                            f"section by section, or use a 3D model (model.dims=3)")
         if model.dims == 3 and args.slices:
             raise DataError(f"--slices is for 2D models; {model.name} is a 3D model and denoises volumes whole")
         jobs = []
@@ -255,11 +254,14 @@ def run_volumes(args: argparse.Namespace) -> int:
                 raise DataError(f"{src} is {kind}; {model.name} is a {model.dims}D model for volumes "
                                 f"({', '.join(VOLUME_SUFFIXES)})" + (": denoise images with a 2D model" if
                                                                       model.dims == 3 else ""))
-            volume = read_volume(src)
+            volume = read_volume(src, allow_2d=model.dims == 2)  # a 2D model takes single sections (micrographs)
             opened.append(volume)
+            if model.dims == 2 and volume.shape[0] > 1 and not args.slices:
+                raise DataError(f"{src} is a volume and {model.name} is a 2D model: add --slices to denoise it "
+                                f"section by section, or use a 3D model (model.dims=3)")
             halves = [volume]
             if args.pair:
-                other = read_volume(args.pair, "--pair")
+                other = read_volume(args.pair, "--pair", allow_2d=model.dims == 2)
                 opened.append(other)
                 check_partner(volume, other, "INPUT", "--pair")
                 halves.append(other)
@@ -288,7 +290,8 @@ def run_volumes(args: argparse.Namespace) -> int:
     try:
         for (volume, halves, dst), (tile, overlap) in zip(jobs, plans):
             norm = normalization_for(model, *(h.data for h in halves), where=str(volume.path))
-            how = ("section by section (2D model, --slices)" if model.dims == 2 else
+            how = ("whole, as one micrograph (2D model)" if volume.shape[0] == 1 and model.dims == 2 else
+                   "section by section (2D model, --slices)" if model.dims == 2 else
                    f"in tiles of {' x '.join(map(str, tile))} voxels, overlap {overlap}")
             print(f"n2n denoise: {volume.path} ({' x '.join(map(str, volume.shape))}, Z x Y x X) {how}"
                   + (f", averaged with {args.pair}" if args.pair else ""), file=sys.stderr, flush=True)

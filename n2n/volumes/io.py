@@ -211,9 +211,15 @@ def _size(voxel) -> str:
     return " x ".join(f"{v:g}" for v in voxel) + " (z, y, x)"
 
 
-def read_float(path: str | Path, option: str | None = None) -> tuple[np.ndarray, Volume]:
-    """The whole volume as a float32 array in memory (training), checked for NaN/inf; the file is closed."""
-    with read_volume(path, option) as volume:
+def read_float(path: str | Path, option: str | None = None, micrograph: bool = False) -> tuple[np.ndarray, Volume]:
+    """The whole volume as a float32 array in memory (training), checked for NaN/inf; the file is closed.
+    `micrograph`: the file must be a single section (a 2D micrograph, read as 1 x Y x X); a volume is refused
+    before its data are read."""
+    with read_volume(path, option, allow_2d=micrograph) as volume:
+        if micrograph and volume.shape[0] != 1:
+            raise DataError(f"{_where(Path(path), option)} holds {volume.shape[0]} sections of {volume.shape[1]} x "
+                            f"{volume.shape[2]}, not one micrograph: train on volumes with data=volumes, or write each "
+                            f"micrograph to a file of its own")
         data = np.array(volume.data, dtype=np.float32)
         volume.data = data
     check_finite(data, _where(Path(path), option))

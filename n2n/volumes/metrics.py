@@ -19,11 +19,12 @@ def psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def ssim(x: torch.Tensor, reference: torch.Tensor) -> float:
-    """SSIM of two Z x Y x X volumes (3D Gaussian window), with the reference's range; NaN when any side is below
-    the 11-voxel window."""
+    """SSIM of two Z x Y x X volumes (3D Gaussian window), or of two single sections (Z = 1, micrographs: 2D window),
+    with the reference's range; NaN when any side is below the 11-voxel window."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    if min(reference.shape[-3:]) < SSIM_WINDOW:
+    dims = 2 if reference.shape[-3] == 1 else 3
+    if min(reference.shape[-dims:]) < SSIM_WINDOW:
         return float("nan")
-    x5, r5 = x.reshape(1, 1, *x.shape[-3:]).float(), reference.reshape(1, 1, *reference.shape[-3:]).float()
-    return float(structural_similarity_index_measure(x5, r5, data_range=data_range(reference)))
+    xs, rs = (t.reshape(1, 1, *t.shape[-dims:]).float() for t in (x, reference))
+    return float(structural_similarity_index_measure(xs, rs, data_range=data_range(reference)))

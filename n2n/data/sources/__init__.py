@@ -19,11 +19,11 @@ SOURCES: dict[str, type[DataSource]] = {
                                      HalfVolumes)}
 
 __all__ = ["SOURCES", "DataSource", "ValidationData", "source_class", "check_min_size", "load_tensor_pair",
-           "list_images", "load_image_folder", "load_samples", "PHOTOS"]
+           "list_images", "load_image_folder", "load_samples", "resolve_data", "PHOTOS"]
 
 
 def source_class(data_cfg: Mapping[str, Any], common: frozenset[str]) -> type[DataSource]:
-    """The class for `data.name`, after checking that every key of the section is one it or the DataModule
+    """The class for `data.name` (or its variant for the files given), after checking that every key of the section is one it or the DataModule
     (`common`) takes."""
     name = data_cfg.get("name")
     if name not in SOURCES:
@@ -33,4 +33,12 @@ def source_class(data_cfg: Mapping[str, Any], common: frozenset[str]) -> type[Da
     unknown = sorted(set(data_cfg) - allowed)
     if unknown:
         raise ConfigError(f"data={name}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
-    return cls
+    return cls.for_config(data_cfg)
+
+
+def resolve_data(config: dict[str, Any]) -> dict[str, Any]:
+    """The `data` section's `auto` options decided from its files, in place (DataSource.resolve)."""
+    data = config.get("data")
+    if isinstance(data, dict) and data.get("name") in SOURCES:
+        SOURCES[data["name"]].resolve(data)
+    return config

@@ -63,6 +63,17 @@ class DataSource:
         self.cfg = dict(cfg)
         self.channels = channels
 
+    @classmethod
+    def resolve(cls, cfg: dict[str, Any]) -> None:
+        """Decides the section's `auto` options from the files, in place, when the training config is resolved
+        (n2n.config.resolve_train_config): the config, and so the checkpoint, then records what was read."""
+
+    @classmethod
+    def for_config(cls, cfg: Mapping[str, Any]) -> type["DataSource"]:
+        """The class that reads the files of this section: `cls`, or a variant of it (data=pairs of MRC
+        micrographs: n2n.data.sources.micrographs)."""
+        return cls
+
     @property
     def clean_validation(self) -> bool:
         """Whether validation has clean references (val/psnr) or only independent noisy copies (val/n2n_loss)."""

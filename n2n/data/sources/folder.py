@@ -26,15 +26,15 @@ class ImageFolder(DataSource):
         return ValidationData(names, images, origin=f"data.val_dir={self.cfg.get('val_dir')}")
 
 
-def list_images(folder: str | Path, option: str) -> list[Path]:
-    """The image files of a folder (not recursive), by name."""
+def list_images(folder: str | Path, option: str, suffixes=IMAGE_EXTENSIONS, what: str = "images") -> list[Path]:
+    """The image files of a folder (not recursive), by name (or the files of other `suffixes`, `what` they are)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{option}={folder} is not a folder (expected a folder of "
-                        f"{', '.join(sorted(IMAGE_EXTENSIONS))} images)")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+                        f"{', '.join(sorted(suffixes))} {what})")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
-        raise DataError(f"{option}={folder} holds no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise DataError(f"{option}={folder} holds no {what} (looked for {', '.join(sorted(suffixes))})")
     return files
 
 

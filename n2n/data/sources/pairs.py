@@ -1,9 +1,11 @@
 """`data=pairs`: two folders of aligned noisy captures of the same scenes, matched by file name (8- or 16-bit,
-grey or RGB, PNG/TIFF/JPEG/...). Training draws random crops at the same position in both."""
+grey or RGB, PNG/TIFF/JPEG/...). Training draws random crops at the same position in both. Folders of MRC
+micrographs (float, any range) are read by the variant n2n.data.sources.micrographs.MicrographPairs."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -24,7 +26,10 @@ from n2n.errors import ConfigError, DataError
 
 class NoisyPairs(NoisyCaptures):
     name = "pairs"
-    options = frozenset({"dir_a", "dir_b", "val_dir_a", "val_dir_b", "val_clean_dir", "val_fraction", "crop_size"})
+    options = frozenset({"dir_a", "dir_b", "val_dir_a", "val_dir_b", "val_clean_dir", "val_fraction", "crop_size",
+                         "normalize"})
+    #: The files of a folder that are halves of pairs (the micrograph variant lists MRC files).
+    list_files: Callable[[str | Path, str], list[Path]] = staticmethod(list_images)
 
     def __init__(self, cfg, channels):
         super().__init__(cfg, channels)
@@ -41,9 +46,24 @@ class NoisyPairs(NoisyCaptures):
                               "data.val_fraction=0.1 to hold out a tenth of data.dir_a/dir_b")
         self._names: tuple[list[str], list[str]] | None = None
 
+    @classmethod
+    def resolve(cls, cfg: dict[str, Any]) -> None:
+        """`data.normalize=auto`: mean_std for folders of MRC micrographs, null for images."""
+        from n2n.data.sources.micrographs import pairs_variant
+
+        if cfg.get("normalize", "auto") == "auto":
+            cfg["normalize"] = "mean_std" if pairs_variant(cfg) == "mrc" else None
+
+    @classmethod
+    def for_config(cls, cfg: Mapping[str, Any]) -> type[NoisyPairs]:
+        from n2n.data.sources.micrographs import MicrographPairs, pairs_variant
+
+        return MicrographPairs if pairs_variant(cfg) == "mrc" else cls
+
     def _split(self) -> tuple[list[str], list[str]]:
         if self._names is None:
-            names = matched_names(self.cfg.get("dir_a"), self.cfg.get("dir_b"), "data.dir_a", "data.dir_b")
+            names = matched_names(self.cfg.get("dir_a"), self.cfg.get("dir_b"), "data.dir_a", "data.dir_b",
+                                  self.list_files)
             self._names = split(names, self.fraction, "data.dir_a") if self.fraction else (names, [])
         return self._names
 
@@ -53,22 +73,26 @@ class NoisyPairs(NoisyCaptures):
         return training_frames(scenes, names, self.cfg["crop_size"], "data.dir_a")
 
     def val_data(self) -> ValidationData:
-        if self.separate_val:
-            a, b = self.cfg["val_dir_a"], self.cfg["val_dir_b"]
-            names = matched_names(a, b, "data.val_dir_a", "data.val_dir_b")
-            options = ("data.val_dir_a", "data.val_dir_b")
-        else:
-            a, b, names = self.cfg["dir_a"], self.cfg["dir_b"], self._split()[1]
-            options = ("data.dir_a", "data.dir_b")
+        a, b, names, options = self.val_names()
         scenes = read_pairs(a, b, names, self.channels, options)
         clean = clean_references(self.cfg.get("val_clean_dir"), names, self.channels, [s[0] for s in scenes])
         return validation_from_scenes(names, scenes, clean)
 
+    def val_names(self) -> tuple[str, str, list[str], tuple[str, str]]:
+        """(folder a, folder b, names, their options): the held-out pairs."""
+        if self.separate_val:
+            a, b = self.cfg["val_dir_a"], self.cfg["val_dir_b"]
+            options = ("data.val_dir_a", "data.val_dir_b")
+            return a, b, matched_names(a, b, *options, self.list_files), options
+        return self.cfg["dir_a"], self.cfg["dir_b"], self._split()[1], ("data.dir_a", "data.dir_b")
 
-def matched_names(dir_a: str | Path, dir_b: str | Path, option_a: str, option_b: str) -> list[str]:
-    """File names present in both folders; DataError naming the files that have no partner."""
-    a = {p.name for p in list_images(dir_a, option_a)}
-    b = {p.name for p in list_images(dir_b, option_b)}
+
+def matched_names(dir_a: str | Path, dir_b: str | Path, option_a: str, option_b: str,
+                  lister: Callable[[str | Path, str], list[Path]] | None = None) -> list[str]:
+    """File names present in both folders (images, or the files `lister` finds); DataError naming the files that
+    have no partner."""
+    lister = lister or list_images
+    a, b = ({p.name for p in lister(d, o)} for d, o in ((dir_a, option_a), (dir_b, option_b)))
     for only, here, there in ((sorted(a - b), option_a, option_b), (sorted(b - a), option_b, option_a)):
         if only:
             raise DataError(f"{len(only)} image(s) of {here}={dir_a if here == option_a else dir_b} have no partner of "

@@ -20,7 +20,7 @@ from n2n.data.sources.base import DataSource, ValidationData
 from n2n.errors import ConfigError, DataError
 from n2n.volumes.batches import AXES, VolumeBatches
 from n2n.volumes.io import VOLUME_SUFFIXES, check_partner, read_float
-from n2n.volumes.normalize import SCHEMES, volume_stats
+from n2n.volumes.normalize import SCHEMES, Normalization, volume_stats
 
 #: The validation slab is at least this thick (voxels): SSIM's window, and a few tiles of context.
 MIN_SLAB = 11
@@ -146,21 +146,28 @@ class HalfVolumes(DataSource):
         names, noisy, other, clean = [], [], [], []
         clean_dir = self.cfg.get("val_clean_dir")
         for name, pair, start in self.pairs():
-            slab = _centre(pair.narrow(axis, start, pair.shape[axis] - start), VAL_MAX_SIDE)
+            slab = centre(pair.narrow(axis, start, pair.shape[axis] - start), VAL_MAX_SIDE)
             names.append(name)
             noisy.append(slab[0:1].clone())
             other.append(slab[1:2].clone())
             if clean_dir:
-                reference, _ = read_float(Path(clean_dir) / name, "data.val_clean_dir")
-                if reference.shape != tuple(pair.shape[1:]):
-                    raise DataError(f"data.val_clean_dir/{name} is {reference.shape} but the half volumes are "
-                                    f"{tuple(pair.shape[1:])} (Z x Y x X)")
-                ref = torch.from_numpy(self._norms[name].apply(reference).astype(np.float32))[None]
-                clean.append(_centre(ref.narrow(axis, start, pair.shape[axis] - start), VAL_MAX_SIDE).clone())
+                ref = clean_reference(clean_dir, name, tuple(pair.shape[1:]), self._norms[name])
+                clean.append(centre(ref.narrow(axis, start, pair.shape[axis] - start), VAL_MAX_SIDE).clone())
         return ValidationData(names, clean or None, noisy, other, origin="data=volumes validation slab")
 
 
-def _centre(x: torch.Tensor, side: int) -> torch.Tensor:
+def clean_reference(folder: str, name: str, shape: tuple[int, ...], norm: Normalization,
+                    micrograph: bool = False) -> torch.Tensor:
+    """The clean volume (or micrograph) `name` of `data.val_clean_dir`, 1 x Z x Y x X, in the normalised units of
+    the noisy pair of that name (`norm`), whose halves are `shape`."""
+    reference, _ = read_float(Path(folder) / name, "data.val_clean_dir", micrograph)
+    if reference.shape != shape:
+        raise DataError(f"data.val_clean_dir/{name} is {' x '.join(map(str, reference.shape))} but its noisy halves "
+                        f"are {' x '.join(map(str, shape))} (Z x Y x X)")
+    return torch.from_numpy(norm.apply(reference).astype(np.float32))[None]
+
+
+def centre(x: torch.Tensor, side: int) -> torch.Tensor:
     """The centre of x (1 or 2 x Z x Y x X), at most `side` voxels along each spatial axis."""
     for axis in (1, 2, 3):
         n = x.shape[axis]
