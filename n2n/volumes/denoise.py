@@ -126,7 +126,7 @@ def denoise_volume_array(model: VolumeModel, x: np.ndarray, norm: Normalization,
     if model.dims == 3:
         out = denoise_volume(run, x, model.depth, tile, overlap, transform=to_model, progress=progress)
     else:
-        if not slices:
+        if not slices and x.shape[0] > 1:  # one section (a micrograph) is an image to a 2D model
             raise DataError("a 2D model denoises volumes only section by section: add --slices")
         m = 2 ** model.depth
         out = np.empty(x.shape, np.float32)

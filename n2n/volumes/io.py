@@ -247,7 +247,7 @@ def _write_mrc(tmp: Path, data: np.ndarray, like: Volume | None) -> None:
     import mrcfile
 
     with mrcfile.new(tmp, overwrite=True) as mrc:
-        mrc.set_data(data)
+        mrc.set_data(data[0] if data.shape[0] == 1 else data)  # one section: an image (a micrograph), as read
         if like is not None and like.kind == "mrc":
             source = like.meta["header"]
             for name in _MRC_KEPT:

@@ -43,3 +43,20 @@ def model_file(path: Path, dims: int = 3, seed: int = 0) -> Path:
     cfg = {**MODEL3D, "dims": dims}
     net = build_unet(cfg)
     return save_weights(net, net.config, path)
+
+
+def micrographs(root: Path, names=("m0.mrc", "m1.mrc", "m2.mrc", "m3.mrc"), shape=(64, 64), offset: float = 1000.0,
+                scale: float = 30.0, noise: float = 30.0, **header) -> dict[str, np.ndarray]:
+    """Even/odd sums of cryo-EM-like micrographs (single-section float32 MRC files around `offset`, far from
+    [0, 1]) in root/even and root/odd, and their clean image in root/clean; returns the clean images by name."""
+    clean_images = {}
+    for i, name in enumerate(names):
+        rng = np.random.default_rng(i)
+        y, x = np.meshgrid(*(np.linspace(0, 4, n) for n in shape), indexing="ij")
+        phase = rng.uniform(0, 3, 2)
+        clean = (offset + scale * np.sin(2 * y + phase[0]) * np.cos(1.5 * x + phase[1])).astype(np.float32)
+        for half in ("even", "odd"):
+            write_mrc(root / half / name, (clean + rng.normal(0, noise, shape)).astype(np.float32), **header)
+        write_mrc(root / "clean" / name, clean, **header)
+        clean_images[name] = clean
+    return clean_images

@@ -48,11 +48,13 @@ class NoisyPairs(NoisyCaptures):
 
     @classmethod
     def resolve(cls, cfg: dict[str, Any]) -> None:
-        """`data.normalize=auto`: mean_std for folders of MRC micrographs, null for images."""
+        """`data.normalize=auto`: mean_std for folders of MRC micrographs, null for images (checked against the
+        files when given)."""
         from n2n.data.sources.micrographs import pairs_variant
 
+        kind = pairs_variant(cfg)
         if cfg.get("normalize", "auto") == "auto":
-            cfg["normalize"] = "mean_std" if pairs_variant(cfg) == "mrc" else None
+            cfg["normalize"] = "mean_std" if kind == "mrc" else None
 
     @classmethod
     def for_config(cls, cfg: Mapping[str, Any]) -> type[NoisyPairs]:
