@@ -3,8 +3,8 @@
 `train.py` and `eval.py` call `run_context(cfg)` and `resolve_train_config(cfg, context)` first; everything
 after them receives plain dicts in which nothing is left to decide: `auto` precision and channels-last are
 what will run on this machine, `auto` data options what the files are (data=pairs: `normalize`), and `ckpt_path`
-is a file name. Each builder then takes only its own section
-(`build_unet(config["model"])`, `build_noise(config["noise"])`, ...). Defaults live in the YAML files of
+is a file name. Each builder then takes only its own section (`build_unet(config["model"])`,
+`build_noise(config["noise"])`, ...). Defaults live in the YAML files of
 `conf/`, not in code: a builder given a section without a key it needs says which key is missing.
 """
 from __future__ import annotations

@@ -16,8 +16,8 @@ from n2n.image_files import write_image
 
 
 def _config(root, *extra):
-    return resolved(["data=pairs", f"data.dir_a={root / 'even'}", f"data.dir_b={root / 'odd'}", "data.val_fraction=0.25",
-                     "data.crop_size=32", "data.batch_size=3", *extra])
+    return resolved(["data=pairs", f"data.dir_a={root / 'even'}", f"data.dir_b={root / 'odd'}",
+                     "data.val_fraction=0.25", "data.crop_size=32", "data.batch_size=3", *extra])
 
 
 def _setup(config):

@@ -23,8 +23,8 @@ __all__ = ["SOURCES", "DataSource", "ValidationData", "source_class", "check_min
 
 
 def source_class(data_cfg: Mapping[str, Any], common: frozenset[str]) -> type[DataSource]:
-    """The class for `data.name` (or its variant for the files given), after checking that every key of the section is one it or the DataModule
-    (`common`) takes."""
+    """The class for `data.name` (or its variant for the files given: DataSource.for_config), after checking that
+    every key of the section is one it or the DataModule (`common`) takes."""
     name = data_cfg.get("name")
     if name not in SOURCES:
         raise ConfigError(f"data.name={name!r} is not known; choose one of: {', '.join(SOURCES)}")
