@@ -1,6 +1,7 @@
 """MRC micrographs as `data=pairs`: a 2D model trains on even/odd micrograph pairs through the real config, gets
 better against the clean image, and `n2n denoise MICROGRAPH.mrc` with it writes a float32 MRC in the input's units
-that keeps the header; bad input is one line, exit 2, nothing written."""
+that keeps the header; bad input is one line, exit 2, nothing written (n2n denoise's bad micrographs:
+test_volumes_cli.py)."""
 import json
 import math
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from helpers.runs import run_entry, run_in_process, scalars
-from helpers.volumes import micrographs, model_file, write_mrc
+from helpers.volumes import micrographs, write_mrc
 from n2n.cli import main
 
 HEADER = {"voxel": (1.25, 1.25, 1.25), "origin": (5.0, 6.0, 0.0), "extended": bytes(range(32))}
@@ -87,47 +88,6 @@ def test_python_api_denoises_a_micrograph_array(trained):
     out = VolumeDenoiser(root / "run" / "checkpoints" / "last.ckpt", device="cpu")(noisy)
     assert out.shape == (1, 64, 64) and out.dtype == np.float32
     assert _psnr(out[0], clean["m2.mrc"]) > _psnr(noisy[0], clean["m2.mrc"]) + 6
-
-
-@pytest.fixture(scope="module")
-def bad_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad")
-    rng = np.random.default_rng(0)
-    image = (100 + 10 * rng.standard_normal((40, 36))).astype(np.float32)
-    nan = image.copy()
-    nan[3, 4] = np.nan
-    files = {"model2d": model_file(root / "m2d.safetensors", dims=2), "model3d": model_file(root / "m3d.safetensors"),
-             "even": write_mrc(root / "even.mrc", image), "shape": write_mrc(root / "shape.mrc", image[:, :32]),
-             "pixel": write_mrc(root / "pixel.mrc", image, voxel=(1.0, 1.0, 1.0)),
-             "stack": write_mrc(root / "stack.mrc", np.stack([image, image]))}
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # mrcfile's notice of the NaN this file is made to hold
-        files["nan"] = write_mrc(root / "nan.mrc", nan)
-    raw = files["even"].read_bytes()
-    (root / "truncated.mrc").write_bytes(raw[: len(raw) - 800])
-    files["truncated"] = root / "truncated.mrc"
-    with mrcfile.new(root / "complex.mrc") as mrc:
-        mrc.set_data(np.zeros((8, 8), np.complex64))
-    files["complex"] = root / "complex.mrc"
-    return files
-
-
-@pytest.mark.parametrize("case,args,needle", [
-    ("shapes differ", ["even", "--pair", "shape", "-m", "model2d"], "the two halves of a volume must have the same"),
-    ("pixel sizes differ", ["even", "--pair", "pixel", "-m", "model2d"], "has voxel size 2 x 1.5 x 1.5"),
-    ("NaN pixel", ["nan", "-m", "model2d"], "voxel (z=0, y=3, x=4) is nan"),
-    ("truncated", ["truncated", "-m", "model2d"], "not a readable MRC file (truncated or damaged?)"),
-    ("complex mode", ["complex", "-m", "model2d"], "MRC mode 4 (complex float32) cannot be denoised"),
-    ("stack to a 2D model", ["stack", "-m", "model2d"], "is a 2D model: add --slices"),
-    ("micrograph to a 3D model", ["even", "-m", "model3d"], "is a single 40 x 36 image, not a volume"),
-])
-def test_bad_micrograph_input_to_n2n_denoise(bad_files, tmp_path, capsys, case, args, needle):
-    code, err = _denoise(capsys, *[bad_files.get(a, a) for a in args], "-o", tmp_path / "out")
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("n2n denoise: error: ") and needle in lines[0], err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_a_bad_micrograph_stops_train_py_in_one_line_writing_nothing(tmp_path):

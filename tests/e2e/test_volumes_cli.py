@@ -1,4 +1,5 @@
-"""`n2n denoise` on volumes, and bad volume input: one line, exit 2, nothing written."""
+"""`n2n denoise` on volumes (and single-section micrographs with a 2D model), and bad volume input: one line,
+exit 2, nothing written."""
 import warnings
 
 import mrcfile
@@ -23,6 +24,10 @@ def files(tmp_path_factory):
         "other_shape": write_mrc(root / "shape.mrc", odd[:, :, :30]),
         "other_voxel": write_mrc(root / "voxel.mrc", odd, voxel=(1.0, 1.0, 1.0)),
         "single": write_mrc(root / "single.mrc", odd[:1]),
+        "single_shape": write_mrc(root / "single_shape.mrc", even[0, :, :30]),  # micrographs (2D models)
+        "single_voxel": write_mrc(root / "single_voxel.mrc", even[0], voxel=(1.0, 1.0, 1.0)),
+        "single_nan": root / "single_nan.mrc",
+        "single_truncated": root / "single_truncated.mrc",
         "png": root / "image.png",
         "nan": root / "nan.mrc",
         "truncated": root / "truncated.mrc",
@@ -34,8 +39,11 @@ def files(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mrcfile's own notice of the NaN this file is made to hold
         write_mrc(f["nan"], bad)
+        write_mrc(f["single_nan"], bad[5])
     data = f["even"].read_bytes()
     f["truncated"].write_bytes(data[: len(data) - 4000])
+    data = f["single_voxel"].read_bytes()
+    f["single_truncated"].write_bytes(data[: len(data) - 800])
     with mrcfile.new(f["complex"]) as mrc:
         mrc.set_data(np.zeros((4, 8, 8), np.complex64))
     return f
@@ -92,6 +100,13 @@ def test_2d_model_denoises_sections_with_slices(files, tmp_path, capsys):
     ("volume to a 2D model", ["even", "-m", "model2d"], "is a 2D model: add --slices"),
     ("--slices with a 3D model", ["even", "-m", "model3d", "--slices"], "--slices is for 2D models"),
     ("memory too small", ["even", "-m", "model3d", "--max-memory", "1M"], "--max-memory 0.00 GiB cannot hold"),
+    ("micrographs' shapes differ", ["single", "--pair", "single_shape", "-m", "model2d"],
+     "is 1 x 40 x 36 (Z x Y x X) but --pair="),
+    ("micrographs' pixel sizes differ", ["single", "--pair", "single_voxel", "-m", "model2d"],
+     "has voxel size 2 x 1.5 x 1.5"),
+    ("NaN pixel of a micrograph", ["single_nan", "-m", "model2d"], "voxel (z=0, y=6, x=7) is nan"),
+    ("truncated micrograph", ["single_truncated", "-m", "model2d"], "not a readable MRC file (truncated or damaged?)"),
+    ("complex MRC mode to a 2D model", ["complex", "-m", "model2d"], "MRC mode 4 (complex float32) cannot be"),
 ])
 def test_bad_volume_input(files, tmp_path, capsys, case, args, needle):
     argv = [str(files[a]) if a in files else a for a in args]
