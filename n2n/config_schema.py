@@ -209,7 +209,7 @@ _MODEL = {
 _AUG = {
     "aug.name": Names("conf:aug"),  # presets of PairedAugment's switches: the names are the files
     "aug.flip": BOOL, "aug.swap": BOOL, "aug.color": BOOL,
-    "aug.brightness": Float(0, 1), "aug.hue": Float(0, 0.5),
+    "aug.brightness": Float(0, 1), "aug.hue": Float(0, 0.5), "aug.levels": Float(0, 1),
 }
 _LOSS = {
     "loss.name": Names("n2n.losses:LOSSES"),
@@ -320,6 +320,7 @@ EVAL_OPTIONS: dict[str, Option] = {
     "device": Choice("auto", "cpu", "cuda"),
     "tile": Int(352, null=True),  # at least 2 x the default overlap (128) + 32
     "save_images": BOOL,
+    "declip": BOOL,
     "num_comparisons": Int(0),
     "max_pixels": Int(1, null=True),
     "overwrite": BOOL,

@@ -38,14 +38,15 @@ def write_registry(registry: dict) -> None:
 
 def bundle(args: argparse.Namespace) -> None:
     from n2n.devices import describe_machine
-    from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
+    from n2n.inference.checkpoints import inference_network, read_checkpoint, training_config, unet_from_checkpoint
     from n2n.inference.weights import save_weights
 
     run = Path(args.run_dir)
     ckpt_path = run / "checkpoints" / "last.ckpt"
     ckpt = read_checkpoint(ckpt_path)
     config = training_config(ckpt, ckpt_path)
-    net = unet_from_checkpoint(ckpt, ckpt_path)
+    # as inference applies it: the method's rule (an average over masks...) and the declipping rule go with it
+    net = inference_network(ckpt, unet_from_checkpoint(ckpt, ckpt_path), ckpt_path)
     metrics = json.loads((run / "metrics.json").read_text())
     overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
     hidden = ("hydra.", "logger=")  # where this machine wrote the run: not part of the recipe
@@ -53,7 +54,7 @@ def bundle(args: argparse.Namespace) -> None:
              for o in overrides if not o.startswith(hidden)]  # folders by name: CBSD432, not this machine's path
     command = "python train.py " + " ".join(shown)
     file = f"{args.name}.safetensors"
-    save_weights(net, net.config, REGISTRY.parent / file, {"n2n.name": args.name})
+    save_weights(net, getattr(net, "net", net).config, REGISTRY.parent / file, {"n2n.name": args.name})
     registry = read_registry()
     registry["models"][args.name] = {
         "file": file,

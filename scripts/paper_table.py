@@ -4,7 +4,7 @@
 For each case (a recipe conf/experiment/paper_*.yaml) this runs, one after the other and each in its own process:
 
     python train.py experiment=CASE data.train_dir=TRAIN data.val_dir=TEST [OVERRIDES]                # N2N
-    python train.py experiment=CASE data.train_dir=TRAIN data.val_dir=TEST [OVERRIDES] target=clean   # N2C
+    python train.py experiment=CASE data.train_dir=TRAIN data.val_dir=TEST [OVERRIDES] method=n2c   # N2C
     python eval.py ckpt_path=<best checkpoint of each> data=folder data.val_dir=TEST
 
 and writes a Markdown table (PSNR of both on the test folder, of the noisy input, training times and the commands)
@@ -42,7 +42,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ("paper_gaussian25", "paper_poisson30", "paper_bernoulli50", "paper_text25", "paper_impulse70")
-MODES = {"n2n": [], "n2c": ["target=clean"]}  # what each mode adds to the case's command
+MODES = {"n2n": [], "n2c": ["method=n2c"]}  # what each mode adds to the case's command
 VALIDATIONS = 6  # with --max-steps, data.steps_per_epoch is chosen so that validation runs about this often
 SAFE_VALUE = re.compile(r"[\w./:@+-]+")
 
@@ -213,7 +213,7 @@ def describe_loss(loss: dict[str, Any]) -> str:
 
 
 def short_command(case: str, args: argparse.Namespace) -> str:
-    """The N2N training command as a user would type it (N2C adds target=clean)."""
+    """The N2N training command as a user would type it (N2C adds method=n2c)."""
     cmd = ["python", *train_command(case, "n2n", args)[1:]]
     return "`" + shlex.join(cmd).replace("|", "\\|") + "`"
 
@@ -234,7 +234,7 @@ def make_table(results: dict[str, dict[str, dict[str, Any]]], args: argparse.Nam
         + f"; {datetime.datetime.now():%Y-%m-%d %H:%M}, {describe_machine()}. Run folders under `{args.out}`.",
         "",
         "| case | noise | loss | N2N PSNR | N2C PSNR | noisy input PSNR | training time N2N / N2C "
-        "| command (N2C: add `target=clean`) |",
+        "| command (N2C: add `method=n2c`) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for case, modes in results.items():

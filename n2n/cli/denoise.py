@@ -66,6 +66,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--strength", type=Bounded(float, 0, 1), default=1.0, metavar="S",
                    help="how much of the denoised image to keep, 0..1: S x denoised + (1 - S) x input; below 1 "
                    "some of the input's grain and texture stays (0 = the input unchanged; default %(default)s)")
+    p.add_argument("--no-declip", dest="declip", action="store_false",
+                   help="keep the network's output as it is on black and white: by default, a model trained on "
+                   "unclipped Gaussian noise (the bundled ones) has its output corrected for the clipping of a "
+                   "file's noise, which otherwise lifts black (about 10/255 at sigma 25); docs/denoising.md")
     p.add_argument("--max-pixels", type=Bounded(int, 1), default=None, metavar="N",
                    help="refuse an input whose header declares more than N pixels, before decoding it "
                    "(default 250000000)")
@@ -146,7 +150,7 @@ def plan_outputs(files: Sequence[Path], outdir: Path | None, suffix: str = "") -
 
 
 def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: int | None, overlap: int,
-                 strength: float = 1.0) -> Callable:
+                 strength: float = 1.0, declip: bool = True) -> Callable:
     """Read, denoise and write one image with the runner `pick(colour channels)` returns, and return that runner;
     DataError (naming the file) if it cannot be read or written."""
     from n2n.image_files import read_image, to_model_input, write_image
@@ -157,7 +161,7 @@ def denoise_file(pick: Callable[[int], Callable], src: Path, dst: Path, tile: in
     runner = pick(channels)
     x, restore = to_model_input(image, int(runner.in_channels), info.has_alpha)
     del image  # restore() keeps what it needs (the alpha plane)
-    y = denoise_tensor(runner, x, tile=tile, overlap=overlap, strength=strength)
+    y = denoise_tensor(runner, x, tile=tile, overlap=overlap, strength=strength, declip=declip)
     del x  # a full-size float copy: free it before restore() makes its own (24 MP RGB: 288 MB each)
     write_image(dst, restore(y), icc_profile=info.icc_profile)  # atomic: never a half-written output
     return runner
@@ -254,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         fail(f"skipped {reason}")
     for src, dst in tqdm(pairs, desc="denoising", unit="image", disable=len(pairs) < 2, file=sys.stderr):
         try:
-            used = denoise_file(pick, src, dst, tile, args.overlap, strength)
+            used = denoise_file(pick, src, dst, tile, args.overlap, strength, getattr(args, "declip", True))
             used_names.append(model_name(used))
             # one line per file written, on stdout (scripts read it; the progress bar and errors go to stderr)
             tqdm.write(f"wrote {dst} (from {src}; model {used_names[-1]}{strength_note})", file=sys.stdout)

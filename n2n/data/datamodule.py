@@ -121,6 +121,11 @@ class N2NDataModule(L.LightningDataModule):
         self.method = method_for_config(config)
         check_method_fits_data(self.method, self.source, self.noise_draws)
         self.augment = build_augment(section(config, "aug"))
+        if self.augment.levels and not (self.source.clean_train and self.noise_draws == "fresh"):
+            raise ConfigError(f"aug.levels={self.augment.levels:g} stretches clean images before noise is added: it "
+                              f"needs clean training images with fresh noise (data=folder or samples, "
+                              f"data.noise_draws=fresh), not data={self.cfg.get('name')}"
+                              + (" with fixed draws" if self.source.clean_train else ""))
         self.noise, self.val_noise = build_noises(section(config, "noise"))
         self.seed = int(require(config, "seed", "config"))
         self.train_bank: CropBank | None = None  # clean images, or the noisy captures of each scene
@@ -276,6 +281,7 @@ class N2NDataModule(L.LightningDataModule):
                 return {"noisy": frames[:, 0], "clean": frames[:, 1]}
             return _captures(frames, needs)
         clean = self.augment.pairs(as_float(bank.sample(n, self.crop_size, g))[:, None], generator=g)[:, 0]
+        clean = self.augment.clean_levels(clean, generator=g)
         batch = {"noisy": self.noise(clean, generator=g)}
         if needs == PAIR:
             # the target unclipped even where noise.file_like clips the input (n2n.noise.NoiseModel)

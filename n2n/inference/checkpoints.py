@@ -68,14 +68,19 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
 
 def inference_network(ckpt: dict[str, Any], net: UNet, path: str | Path = "checkpoint") -> torch.nn.Module:
-    """`net` wrapped in the inference rule of the method the checkpoint was trained with."""
+    """`net` wrapped in the inference rule of the method the checkpoint was trained with, carrying the
+    declipping rule its training calls for (n2n.inference.declip)."""
+    from n2n.inference.declip import ATTRIBUTE, rule_for_training
     from n2n.methods import method_for_config
 
+    config = training_config(ckpt, path)
     try:
-        method = method_for_config(training_config(ckpt, path))
+        method = method_for_config(config)
     except ConfigError as exc:  # the stored config is only read through n2n's registries
         raise CheckpointError(f"checkpoint {path} holds a method config that n2n cannot build: {exc}") from None
-    return method.inference_network(net).eval()
+    network = method.inference_network(net).eval()
+    setattr(network, ATTRIBUTE, rule_for_training(config))
+    return network
 
 
 def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",

@@ -4,6 +4,7 @@
     model = n2n.load("gaussian-blind")   # a bundled model's name, or a .ckpt / .safetensors / .onnx file
     clean = model(noisy)                 # NumPy array, PIL image or torch tensor in; the same type out
     softer = model(noisy, strength=0.7)  # 70 % denoised, 30 % the input: keeps some grain and texture
+    raw = n2n.load("gaussian-blind", declip=False)  # the network's output, without the clipping correction
 
 Images of any size are denoised whole up to `tile` pixels a side and in overlapping tiles beyond (the same
 tiling as `n2n denoise`, within 1/255 of the whole-image result).
@@ -50,16 +51,20 @@ def _check_size(shape: tuple[int, ...], what: str) -> None:
 
 class Denoiser:
     """A loaded model: call it on an image to denoise it (see `denoise`). `strength` (0..1, default 1) is the
-    share of the denoised image in the result, the rest being the input (see n2n.inference.tiling.denoise_tensor)."""
+    share of the denoised image in the result, the rest being the input (see n2n.inference.tiling.denoise_tensor).
+    `declip` (default True) corrects black and white for the clipping of the input's noise where the model was
+    trained on unclipped noise (n2n.inference.declip); False returns the network's output as it is."""
 
     def __init__(self, runner: Callable[[torch.Tensor], torch.Tensor], name: str,
-                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, strength: float = 1.0):
+                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, strength: float = 1.0,
+                 declip: bool = True):
         self.runner = runner
         self.name = name
         self.channels = int(runner.in_channels)
         self.tile = tile
         self.overlap = overlap
         self.strength = check_strength(strength)
+        self.declip = bool(declip)
 
     def __repr__(self) -> str:
         return f"Denoiser({self.name!r}, channels={self.channels})"
@@ -84,7 +89,7 @@ class Denoiser:
         instead and returns float32 (n2n.volumes.denoise; docs/volumes.md).
         """
         if strength is not None and strength != self.strength:  # a copy: a shared Denoiser stays as it was
-            copy = Denoiser(self.runner, self.name, self.tile, self.overlap, strength)
+            copy = Denoiser(self.runner, self.name, self.tile, self.overlap, strength, self.declip)
             return copy.denoise(image)
         if getattr(getattr(self.runner, "net", None), "dims", 2) == 3:  # a 3D model: Z x Y x X volumes
             from n2n.volumes.denoise import denoise_with_3d_net
@@ -102,7 +107,8 @@ class Denoiser:
         raise TypeError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        return denoise_tensor(self.runner, x, tile=self.tile, overlap=self.overlap, strength=self.strength)
+        return denoise_tensor(self.runner, x, tile=self.tile, overlap=self.overlap, strength=self.strength,
+                              declip=self.declip)
 
     def _array(self, array: np.ndarray) -> np.ndarray:
         if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
@@ -152,15 +158,17 @@ class Denoiser:
 
 
 def load(model: str | Path = "gaussian-blind", device: str = "auto", precision: str = "auto",
-         tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, strength: float = 1.0) -> Denoiser:
+         tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, strength: float = 1.0,
+         declip: bool = True) -> Denoiser:
     """A Denoiser for a bundled model's name (`n2n.pretrained.names()`), or a .ckpt / .safetensors / .onnx file.
 
     `device`: auto (CUDA when available), cpu or cuda. `precision`: auto, fp32 or bf16 (see `n2n denoise`).
     `tile`: images larger than this many pixels a side are denoised in tiles (None: always whole).
     `strength`: 0..1, the share of the denoised image in the result (the rest is the input).
+    `declip`: correct black and white for clipped noise where the model calls for it (n2n.inference.declip).
     """
     check_strength(strength)  # before the model loads
-    return Denoiser(load_runner(model, device, precision), str(model), tile, overlap, strength)
+    return Denoiser(load_runner(model, device, precision), str(model), tile, overlap, strength, declip)
 
 
 def denoise_zero_shot(image: Any, steps: int | None = None, progress: bool = False) -> Any:

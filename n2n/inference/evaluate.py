@@ -108,7 +108,8 @@ def _evaluate(cfg: Mapping[str, Any], context: RunContext, label: str, net: torc
         print(f"inputs that share a name are written under distinct names: {'; '.join(renamed)}", flush=True)
     for i, (name, item) in enumerate(tqdm(list(zip(names, pairs)), desc="evaluating", unit="image")):
         noisy = as_float(item["noisy"])
-        denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.get('tile'))[0].cpu())
+        denoised = quantize8(denoise_tensor(net, noisy[None].to(device), tile=cfg.get('tile'),
+                                                  declip=bool(cfg.get('declip', True)))[0].cpu())
         noisy8 = quantize8(noisy)
         row: dict[str, Any] = {"image": shown_name(name)}
         reference = None

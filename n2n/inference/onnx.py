@@ -17,6 +17,7 @@ from torch import nn
 from n2n.atomic import atomic_output
 from n2n.errors import CheckpointError
 from n2n.extras import require_extra
+from n2n.inference.declip import METADATA_KEY, recorded_rule, rule_of
 from n2n.models.unet import MULTIPLE
 
 INPUT_NAME, OUTPUT_NAME = "noisy", "denoised"
@@ -34,7 +35,8 @@ class _Aligned(nn.Module):
 
 
 def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
-    """Write `net` as ONNX taking N x C x H x W float32 with H and W any multiples of 32."""
+    """Write `net` as ONNX taking N x C x H x W float32 with H and W any multiples of 32; its declipping rule
+    (n2n.inference.declip), if any, goes into the model's metadata."""
     if getattr(net, "dims", 2) != 2:  # volumes (model.dims=3): n2n denoise runs them from .ckpt/.safetensors
         raise CheckpointError("ONNX export is for 2D models; export a 3D model as .safetensors instead")
     require_extra("onnx", "export", "ONNX export")  # torch.onnx.export needs it; one line if it is missing
@@ -53,6 +55,13 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
             # The TorchScript exporter: the dynamo one needs onnxscript, which n2n does not depend on.
             dynamo=False,
         )
+        declip = rule_of(net)
+        if declip is not None:
+            import onnx
+
+            exported = onnx.load(str(tmp))
+            onnx.helper.set_model_props(exported, {METADATA_KEY: declip})
+            onnx.save(exported, str(tmp))
     return path
 
 
@@ -95,6 +104,8 @@ class OnnxRunner:
         self.in_channels = int(inputs[0].shape[1])
         out_c = outputs[0].shape[1]
         self.out_channels = int(out_c) if isinstance(out_c, int) else self.in_channels
+        self.declip = recorded_rule(self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY),
+                                    f"ONNX model {self.path}")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self.input_name: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)}

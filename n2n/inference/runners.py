@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from n2n.devices import fast_bf16, pick_device
+from n2n.inference.declip import rule_of
 from n2n.errors import CheckpointError
 
 #: Values of `precision`: "auto" = "bf16" where bfloat16 is fast (see fast_bf16), else "fp32".
@@ -89,6 +90,7 @@ class TorchRunner:
         self.net = net.to(self.device).eval()
         self.in_channels = getattr(net, "in_channels", None)
         self.out_channels = getattr(net, "out_channels", None)
+        self.declip = rule_of(net)  # how outputs on clipped inputs are corrected (n2n.inference.declip)
         self.model = bf16_network(self.net) if self.precision == "bf16" else self.net
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
+from n2n.inference.declip import correct_clipping, rule_of
 from n2n.inference.runners import RunnerLike, as_runner
 from n2n.models.unet import MULTIPLE, pad_to_multiple
 
@@ -92,6 +93,7 @@ def denoise_tensor(
     batch: int = DEFAULT_BATCH,
     precision: str | None = None,
     strength: float = 1.0,
+    declip: bool = True,
 ) -> torch.Tensor:
     """Denoise x (B x C x H x W, float in [0, 1], any H and W); returns B x C_out x H x W on the CPU in [0, 1].
 
@@ -103,6 +105,8 @@ def denoise_tensor(
     `precision` ("auto", "fp32", "bf16"; None = fp32) applies when `net` is a module (see TorchRunner).
     `strength` in [0, 1] keeps some of the input: strength x denoised + (1 - strength) x input (1: the network's
     output; 0: the input itself), for grain or texture a blind model would remove with the noise.
+    `declip`: correct the output for the clipping of the input's noise where the model carries a rule for it
+    and the input lies in [0, 1] (n2n.inference.declip: black stays black on files); False: the network's output.
     """
     if x.dim() != 4:
         raise ValueError(f"expected a B x C x H x W tensor, got shape {tuple(x.shape)}")
@@ -123,6 +127,8 @@ def denoise_tensor(
         else:
             out = _denoise_tiled(run, x, *check_tiling(tile, overlap), batch)
         out.clamp_(0.0, 1.0)
+        if declip:
+            correct_clipping(out, x, rule_of(run))
         if strength < 1.0:
             if out.shape != x.shape:
                 raise ValueError(f"strength {strength} blends the output with the input, but the model turns "

@@ -3,8 +3,9 @@
 A `.safetensors` file is a JSON header followed by raw tensor bytes: reading one never unpickles anything,
 which is why the bundled models (n2n.pretrained) and `n2n export CKPT MODEL.safetensors` use it. The header's
 metadata holds `n2n.model` (the `model` section of the training config, in today's schema) and
-`n2n.format`, and `n2n.method` for networks whose training method applies them in more than one pass (an
-average over masks or re-corruptions, n2n/methods/); the network is rebuilt only through n2n's registries of
+`n2n.format`, `n2n.method` for networks whose training method applies them in more than one pass (an
+average over masks or re-corruptions, n2n/methods/), and `n2n.declip` for networks whose outputs on clipped
+inputs are corrected (n2n/inference/declip.py); the network is rebuilt only through n2n's registries of
 names, as from a checkpoint.
 """
 from __future__ import annotations
@@ -29,16 +30,22 @@ _MODEL_KEY, _FORMAT_KEY, _METHOD_KEY = "n2n.model", "n2n.format", "n2n.method"
 def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
                  extra: Mapping[str, str] | None = None) -> Path:
     """Write `net`'s weights and the `model` config that builds it to `path` (atomically). A network wrapped in
-    its method's inference rule (n2n.methods.AveragedInference) is saved as the U-Net plus that rule."""
+    its method's inference rule (n2n.methods.AveragedInference) is saved as the U-Net plus that rule, and its
+    declipping rule (n2n.inference.declip) goes with it."""
     from safetensors.torch import save_file
 
+    from n2n.inference.declip import METADATA_KEY, rule_of
+
     path = Path(path)
+    declip = rule_of(net)
     method = getattr(net, "method_config", None)
     net = getattr(net, "net", net) if method is not None else net
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     metadata = {_FORMAT_KEY: FORMAT, _MODEL_KEY: json.dumps(dict(model_cfg), sort_keys=True), **(extra or {})}
     if method is not None:
         metadata[_METHOD_KEY] = json.dumps(method, sort_keys=True)
+    if declip is not None:
+        metadata[METADATA_KEY] = declip
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -63,9 +70,11 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild the U-Net of a weight file written by save_weights, in eval mode (wrapped in its method's inference
-    rule where the file records one)."""
+    rule where the file records one), carrying the file's declipping rule (n2n.inference.declip)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
+    from n2n.inference.declip import ATTRIBUTE, METADATA_KEY, recorded_rule
 
     path = Path(path)
     metadata = read_metadata(path)
@@ -93,5 +102,8 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         first = " ".join(str(exc).splitlines()[:3])
         raise CheckpointError(f"the weights of {path} do not fit the n2n U-Net built from its config: "
                               f"{first}") from None
+    declip = recorded_rule(metadata.get(METADATA_KEY), str(path))
     net = net.to(map_location).eval()
-    return net if method is None else method.inference_network(net).eval()
+    network = net if method is None else method.inference_network(net).eval()
+    setattr(network, ATTRIBUTE, declip)
+    return network

@@ -248,3 +248,20 @@ def test_a_missing_input_is_named_as_missing(ckpt, inputs, tmp_path, capsys, mon
     captured = capsys.readouterr()
     assert "skipped nofile.png: no such file or folder" in captured.err
     assert captured.out.startswith(f"wrote {tmp_path / 'out' / 'good.png'}")
+
+
+def test_a_bundled_model_keeps_black_black_in_a_file_unless_told_not_to(tmp_path):
+    """A black square under sigma-25 noise, clipped and rounded in an 8-bit PNG (mean about 10): the bundled
+    model's output is declipped (n2n.inference.declip) to below 2/255; --no-declip gives the lifted mean back."""
+    rng = np.random.default_rng(0)
+    clean = np.full((128, 128, 3), 128.0)
+    clean[32:96, 32:96] = 0
+    write_image(tmp_path / "square.png", np.clip(np.rint(clean + rng.normal(0, 25, clean.shape)), 0, 255).astype(np.uint8))
+    assert n2n("denoise", tmp_path / "square.png", "-o", tmp_path / "fixed", "--device", "cpu") == 0
+    assert n2n("denoise", tmp_path / "square.png", "-o", tmp_path / "raw", "--no-declip", "--device", "cpu") == 0
+    inner = (slice(40, 88), slice(40, 88))
+    assert read_image(tmp_path / "fixed" / "square.png")[0][inner].mean() < 2
+    assert read_image(tmp_path / "raw" / "square.png")[0][inner].mean() > 8
+    mid = (slice(4, 28), slice(4, 124))  # the grey surround: the correction leaves mid-tones as they are
+    np.testing.assert_allclose(read_image(tmp_path / "fixed" / "square.png")[0][mid].astype(float),
+                               read_image(tmp_path / "raw" / "square.png")[0][mid].astype(float), atol=1)

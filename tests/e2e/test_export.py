@@ -83,3 +83,10 @@ def test_export_command_reports_a_bad_checkpoint(tmp_path, capsys):
     assert code == 2
     assert "bad.ckpt" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_declipping_rule_travels_in_the_onnx_metadata(tmp_path):
+    net = UNet(1, 1).eval()
+    assert OnnxRunner(export_onnx(net, tmp_path / "plain.onnx"), device="cpu").declip is None
+    net.declip = "gaussian"
+    assert OnnxRunner(export_onnx(net, tmp_path / "rule.onnx"), device="cpu").declip == "gaussian"

@@ -18,7 +18,7 @@ from n2n.config import resolve_ckpt_path
 from n2n.data.datamodule import N2NDataModule
 from n2n.errors import ConfigError
 from n2n.image_files import as_float
-from n2n.inference.checkpoints import load_unet, read_checkpoint
+from n2n.inference.checkpoints import load_trained, load_unet, read_checkpoint
 from n2n.inference.weights import load_weights
 from n2n.metrics import psnr, quantize8
 
@@ -125,8 +125,9 @@ def test_eval_export_and_bundle_use_the_average(ema_run, tmp_path, monkeypatch):
     (run_dir / ".hydra" / "overrides.yaml").write_text("- callbacks.ema=0.9\n")
     model_card.bundle(argparse.Namespace(run_dir=str(run_dir), name="averaged", summary="x", default=False,
                                          machine=None))
-    assert_weights(load_weights(tmp_path / "pretrained" / "averaged.safetensors").state_dict(), expected,
-                   "model_card.py bundle")
+    bundled = load_weights(tmp_path / "pretrained" / "averaged.safetensors")
+    assert_weights(bundled.state_dict(), expected, "model_card.py bundle")
+    assert bundled.declip == load_trained(last).declip == "gaussian"  # the declipping rule is bundled too
     entry = json.loads((tmp_path / "pretrained" / "models.json").read_text())["models"]["averaged"]
     assert entry["training"]["steps"] == max(rec.raw)
 

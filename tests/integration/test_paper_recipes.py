@@ -159,7 +159,7 @@ def test_paper_table_refuses_unknown_cases_and_missing_folders(tmp_path, capsys)
     cmd = table.train_command("paper_text25", "n2c", args)
     assert cmd[1:] == ["train.py", "experiment=paper_text25", f"data.train_dir={tmp_path}", f"data.val_dir={tmp_path}",
                        "trainer.max_steps=12", "data.steps_per_epoch=2", "trainer=cpu", "data.val_limit=1",
-                       "target=clean"]
+                       "method=n2c"]
 
 
 def table_row(table: str, case: str) -> dict[str, str]:
@@ -186,7 +186,7 @@ def test_paper_table_runs_a_case_as_n2n_and_n2c_and_writes_the_table(tmp_path):
     assert table in result.stdout
     row = table_row(table, "paper_text25")
     assert row["noise"] == "text coverage=[0, 0.5], tested at coverage=0.25" and row["loss"] == "l1"
-    assert "experiment=paper_text25" in row["command (N2C: add `target=clean`)"]
+    assert "experiment=paper_text25" in row["command (N2C: add `method=n2c`)"]
 
     scores = {}
     for mode in ("n2n", "n2c"):

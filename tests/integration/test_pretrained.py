@@ -67,21 +67,11 @@ def test_a_swapped_model_would_fail_the_quality_bound(loaded):
     assert db(model(noisy), clean) - db(noisy, clean) < 6.0
 
 
-#: Bundled models trained before noise.file_like (clipped inputs, unclipped targets) existed: they keep black at
-#: about 10/255 (issue 24 item 4). A model re-bundled from the clipped-input recipe leaves this list.
-LIFTS_BLACK = {
-    "gaussian-blind": "trained on unclipped inputs only: black comes out at 9.6/255 (n2n.bench.black_level); "
-                      "332 steps of CPU fine-tuning with noise.file_like=0.5 only reached 8.1/255",
-    "gaussian-blind-grey": "trained on unclipped inputs only: black comes out at 11.7/255 (n2n.bench.black_level); "
-                           "187 steps of CPU fine-tuning with noise.file_like=0.5 only reached 10.4/255",
-}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=LIFTS_BLACK[n], strict=True))
-                                  if n in LIFTS_BLACK else n for n in pretrained.names()])
+@pytest.mark.parametrize("name", pretrained.names())
 def test_black_stays_black_on_a_clipped_file(name, loaded):
     """A black square under sigma-25 noise clipped and rounded as an 8-bit file holds it (mean about 10/255:
-    clipping lifts the noise's mean) denoises to a mean below 2/255."""
+    clipping lifts the noise's mean) denoises to a mean below 2/255: the bundled models learnt unclipped noise,
+    and their outputs on clipped inputs are declipped (n2n.inference.declip)."""
     from n2n.bench.black_level import BLACK_BOUND, square_levels
 
     levels = square_levels(loaded[name])

@@ -99,3 +99,28 @@ def test_single_images_get_the_flips_of_the_pairs():
     single = aug.pairs(src[:, None], torch.Generator().manual_seed(4))[:, 0]
     paired = aug.pairs(torch.stack([src, src], 1), torch.Generator().manual_seed(4))[:, 0]
     assert torch.allclose(single, paired, atol=1e-6)
+
+
+def test_levels_stretch_a_fraction_of_clean_images_to_pure_black_and_white():
+    clean = torch.linspace(0, 1, 64).repeat(400, 1, 64, 1)  # 400 ramps from black to white
+    out = PairedAugment(levels=0.25).clean_levels(clean, torch.Generator().manual_seed(0))
+    changed = (out != clean).flatten(1).any(1)
+    assert 0.18 < changed.float().mean() < 0.32  # the fraction asked for, drawn per image
+    for ramp in out[changed][:, 0, 0]:
+        black, white = int((ramp == 0).sum()), int((ramp == 1).sum())
+        assert 1 <= black <= 0.3 * 64 + 1 and 1 <= white <= 0.3 * 64 + 1  # up to 30 % at each end
+        inner = ramp[(ramp > 0) & (ramp < 1)]
+        assert torch.all(inner.diff() > 0)  # a linear stretch: the order of the levels kept
+    assert torch.equal(out[~changed], clean[~changed])
+
+
+def test_no_levels_draw_nothing_so_seeded_runs_are_unchanged():
+    g = torch.Generator().manual_seed(3)
+    clean = torch.rand(8, 3, 16, 16)
+    assert PairedAugment().clean_levels(clean, g) is clean
+    assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=torch.Generator().manual_seed(3)))
+
+
+def test_levels_out_of_range_are_refused():
+    with pytest.raises(ConfigError, match="aug.levels"):
+        build_augment({"levels": 1.5})

@@ -160,3 +160,18 @@ def test_resumed_data_parallel_processes_draw_different_batches(image_dirs):
     assert torch.equal(process(0, state), expected)  # process 0 continues exactly
     assert not torch.equal(process(1, state), expected)
     assert torch.equal(process(1, state), process(1, state))  # and the others reseed deterministically
+
+
+def test_levels_reach_the_clean_images_of_a_folder_and_are_refused_on_noisy_captures(image_dirs, ee559_files):
+    crops = {}
+    for levels in (0, 1):  # without noise the inputs are the clean crops, drawn alike up to the stretch
+        dm = N2NDataModule(folder_config(*image_dirs, f"aug.levels={levels}", "noise.sigma=0", batch_size=32))
+        dm.setup("fit")
+        crops[levels] = dm.draw_train_batch(torch.device("cpu"))["noisy"]
+    assert (crops[1] != crops[0]).flatten(1).any(1).all()  # every crop stretched
+    extremes = {k: int(((v == 0) | (v == 1)).sum()) for k, v in crops.items()}
+    assert extremes[1] > extremes[0] + 1000  # pure black and white where there was none
+    with pytest.raises(ConfigError, match="aug.levels=0.5 stretches clean images.*not data=ee559"):
+        N2NDataModule(ee559_config(*ee559_files, "aug.levels=0.5"))
+    with pytest.raises(ConfigError, match="with fixed draws"):
+        N2NDataModule(folder_config(*image_dirs, "aug.levels=0.5", noise_draws="fixed"))
