@@ -69,7 +69,7 @@ def load_trained(path: str | Path, map_location: str | torch.device = "cpu") -> 
 
 def inference_network(ckpt: dict[str, Any], net: UNet, path: str | Path = "checkpoint") -> torch.nn.Module:
     """`net` wrapped in the inference rule of the method the checkpoint was trained with, carrying the
-    declipping rule its training calls for (n2n.inference.declip)."""
+    declipping rule its training calls for (n2n.inference.declip) and how its inputs are scaled (`normalize`)."""
     from n2n.inference.declip import ATTRIBUTE, rule_for_training
     from n2n.methods import method_for_config
 
@@ -80,7 +80,22 @@ def inference_network(ckpt: dict[str, Any], net: UNet, path: str | Path = "check
         raise CheckpointError(f"checkpoint {path} holds a method config that n2n cannot build: {exc}") from None
     network = method.inference_network(net).eval()
     setattr(network, ATTRIBUTE, rule_for_training(config))
+    network.normalize = input_scaling(config)
     return network
+
+
+#: Values of a network's `normalize` attribute (and of the `n2n.normalize` metadata of weight files) besides None
+#: (inputs in [0, 1] as image files give them): "mean_std", each input scaled by its own mean and standard
+#: deviation as in training (n2n.volumes.normalize), for volumes and MRC micrographs.
+SCALINGS = ("mean_std",)
+
+
+def input_scaling(config: dict[str, Any]) -> str | None:
+    """How a network trained with `config` expects its inputs: "mean_std" for data=volumes and for data=pairs of
+    MRC micrographs (data.normalize recorded at training), None for images in [0, 1]."""
+    data = config.get("data") or {}
+    scheme = data.get("normalize", "mean_std" if data.get("name") == "volumes" else None)
+    return scheme if scheme in SCALINGS else None
 
 
 def unet_from_checkpoint(ckpt: dict[str, Any], path: str | Path = "checkpoint",

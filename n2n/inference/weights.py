@@ -19,12 +19,12 @@ import torch
 from n2n.atomic import atomic_output
 from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.errors import CheckpointError, ConfigError
-from n2n.inference.checkpoints import check_finite
+from n2n.inference.checkpoints import SCALINGS, check_finite
 from n2n.models.unet import UNet, build_unet
 
 SUFFIX = ".safetensors"
 FORMAT = "n2n-unet/1"
-_MODEL_KEY, _FORMAT_KEY, _METHOD_KEY = "n2n.model", "n2n.format", "n2n.method"
+_MODEL_KEY, _FORMAT_KEY, _METHOD_KEY, _SCALING_KEY = "n2n.model", "n2n.format", "n2n.method", "n2n.normalize"
 
 
 def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
@@ -38,6 +38,7 @@ def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
 
     path = Path(path)
     declip = rule_of(net)
+    net_or_wrapper = net
     method = getattr(net, "method_config", None)
     net = getattr(net, "net", net) if method is not None else net
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -46,6 +47,8 @@ def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
         metadata[_METHOD_KEY] = json.dumps(method, sort_keys=True)
     if declip is not None:
         metadata[METADATA_KEY] = declip
+    if getattr(net_or_wrapper, "normalize", None) is not None:
+        metadata[_SCALING_KEY] = net_or_wrapper.normalize
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -103,7 +106,12 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         raise CheckpointError(f"the weights of {path} do not fit the n2n U-Net built from its config: "
                               f"{first}") from None
     declip = recorded_rule(metadata.get(METADATA_KEY), str(path))
+    scaling = metadata.get(_SCALING_KEY)
+    if scaling is not None and scaling not in SCALINGS:
+        raise CheckpointError(f"{path} asks for the input scaling {scaling!r}, which this n2n does not know "
+                              f"(known: {', '.join(SCALINGS)}): update n2n")
     net = net.to(map_location).eval()
     network = net if method is None else method.inference_network(net).eval()
     setattr(network, ATTRIBUTE, declip)
+    network.normalize = scaling
     return network

@@ -76,22 +76,12 @@ def load_volume_model(model: str | Path, device: str = "auto") -> VolumeModel:
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         raise CheckpointError(f"{path}: volumes are denoised with a .ckpt or .safetensors model, not ONNX")
-    scheme = None
-    if suffix == ".ckpt":
-        from n2n.inference.checkpoints import read_checkpoint, training_config, unet_from_checkpoint
+    from n2n.inference.runners import load_network
 
-        ckpt = read_checkpoint(path)
-        data = training_config(ckpt, path).get("data") or {}
-        # data=volumes, and data=pairs of MRC micrographs: normalised per input (n2n.volumes.normalize)
-        if data.get("normalize", "mean_std" if data.get("name") == "volumes" else None) == "mean_std":
-            scheme = "mean_std"
-        net = unet_from_checkpoint(ckpt, path, dev)
-    else:
-        from n2n.inference.weights import load_weights
-
-        net = load_weights(path, dev)
-    if scheme is None:
-        scheme = "mean_std" if getattr(net, "dims", 2) == 3 else "range"
+    net = load_network(path, dev)
+    # data=volumes, and data=pairs of MRC micrographs: normalised per input (n2n.volumes.normalize), as the
+    # checkpoint's config or the weight file's metadata says; 3D weights exported before that was recorded too
+    scheme = getattr(net, "normalize", None) or ("mean_std" if getattr(net, "dims", 2) == 3 else "range")
     if int(getattr(net, "in_channels", 1)) != 1:
         raise CheckpointError(f"{path} is a {net.in_channels}-channel model; volumes have one channel (use a grey "
                               f"model, e.g. gaussian-blind-grey, or one trained with data=volumes)")

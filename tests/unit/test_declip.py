@@ -147,3 +147,24 @@ def test_the_bundled_models_carry_the_gaussian_rule():
 
     for name in pretrained.names():
         assert n2n.load(name, device="cpu").runner.declip == "gaussian", name
+
+
+def test_the_input_scaling_of_a_micrograph_model_travels_in_its_weight_file(tmp_path):
+    """A model trained on MRC micrographs (data.normalize=mean_std) keeps that scaling when exported, so that
+    `n2n denoise micrograph.mrc -m model.safetensors` normalises its input as training did."""
+    from n2n.inference.checkpoints import load_trained
+
+    grey = {**RGB_MODEL, "in_channels": 1, "out_channels": 1}
+    net = build_unet(grey)
+    config = {"data": {"name": "pairs", "normalize": "mean_std"}, "noise": {}, "model": grey,
+              "method": {"name": "n2n"}, "loss": {"name": "l2"}}
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "hyper_parameters": {"config": config}}, tmp_path / "m.ckpt")
+    trained = load_trained(tmp_path / "m.ckpt")
+    assert trained.normalize == "mean_std" and trained.declip is None
+    path = save_weights(trained, grey, tmp_path / "m.safetensors")
+    assert read_metadata(path)["n2n.normalize"] == "mean_std"
+    assert load_weights(path).normalize == "mean_std"
+    from n2n.volumes.denoise import load_volume_model
+    assert load_volume_model(path, device="cpu").normalize == "mean_std"
+    assert load_volume_model(tmp_path / "m.ckpt", device="cpu").normalize == "mean_std"
