@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.devices import fast_bf16, training_device
@@ -176,10 +176,27 @@ def resolve_eval_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     from n2n.config_schema import EVAL_OPTIONS
 
     if isinstance(cfg, DictConfig):
-        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+        cfg = OmegaConf.to_container(_without_model_links(cfg), resolve=True, throw_on_missing=False)
     config = dict(cfg)
     check_options(config, EVAL_OPTIONS)
     return config
+
+
+def _without_model_links(cfg: DictConfig) -> DictConfig:
+    """eval.py's `model` is a file, not a model section: data options that follow the model
+    (conf/data/volumes.yaml: `dims: ${model.dims}`) are dropped, and the evaluated network decides them."""
+    data = cfg.get("data")
+    if not isinstance(data, DictConfig) or isinstance(cfg.get("model"), DictConfig):
+        return cfg
+    links = [k for k in data if OmegaConf.is_interpolation(data, k)
+             and str(data._get_node(k)._value()).startswith("${model.")]
+    if not links:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for key in links:
+            del cfg.data[key]
+    return cfg
 
 
 def with_output_dir(cfg: DictConfig | dict[str, Any], run_dir: Path) -> DictConfig | dict[str, Any]:

@@ -319,6 +319,7 @@ EVAL_OPTIONS: dict[str, Option] = {
     "ckpt_path": PATH_OR_NULL, "model": PATH_OR_NULL,
     "device": Choice("auto", "cpu", "cuda"),
     "tile": Int(352, null=True),  # at least 2 x the default overlap (128) + 32
+    "max_memory": Option("str", null=True),  # a size, e.g. 8G: parsed by n2n.volumes.denoise.parse_memory
     "save_images": BOOL,
     "declip": BOOL,
     "num_comparisons": Int(0),

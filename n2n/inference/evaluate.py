@@ -13,7 +13,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from omegaconf import DictConfig
@@ -55,6 +55,28 @@ def evaluate(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[s
     cfg = given = resolve_eval_config(cfg)
     device = pick_device(str(cfg["device"]))
     label, net, trained = load_model(cfg, device)
+    if (given.get("data") or {}).get("name") == "volumes":  # whole test volumes of other folders, tiled
+        from n2n.volumes.evaluate import prepare_test_volumes
+        job = prepare_test_volumes(cfg, given["data"], label, net)  # every check before anything is written
+    else:
+        job = _prepare(cfg, given, label, net, trained, device)
+
+    # one evaluation per folder, as one run per run folder: an earlier evaluation's results are never mixed
+    # with or replaced by this one's (overwrite=true removes them first), and a refused one writes nothing
+    with claim(context.run_dir, None, bool(cfg.get("overwrite", False)), context.records, results=eval_results_in,
+               what="evaluation", resume_hint=""):
+        try:
+            return job(context.run_dir)
+        except BaseException:  # no half evaluation: the folder held no results before this one (claim)
+            for name in eval_results_in(context.run_dir):
+                path = context.run_dir / name
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            raise
+
+
+def _prepare(cfg: Mapping[str, Any], given: Mapping[str, Any], label: str, net: torch.nn.Module,
+             trained: Mapping[str, Any], device: torch.device) -> Callable[[Path], dict[str, Any]]:
+    """The evaluation of the given (or the checkpoint's own) validation data, its config checked."""
     data_cfg = given.get("data") or trained.get("data")
     noise_cfg = given.get("noise") or trained.get("noise")
     if not isinstance(data_cfg, dict) or not isinstance(noise_cfg, dict):
@@ -70,18 +92,7 @@ def evaluate(cfg: DictConfig | Mapping[str, Any], context: RunContext) -> dict[s
                           f"data.channels={source.channels}: set data.channels={net.in_channels}")
     names, pairs = validation_pairs(source.val_data(), build_noises(noise_cfg)[1],
                                     int(data_cfg.get("val_seed") or 0), data_cfg.get("val_limit"))
-
-    # one evaluation per folder, as one run per run folder: an earlier evaluation's results are never mixed
-    # with or replaced by this one's (overwrite=true removes them first), and a refused one writes nothing
-    with claim(context.run_dir, None, bool(cfg.get("overwrite", False)), context.records, results=eval_results_in,
-               what="evaluation", resume_hint=""):
-        try:
-            return _evaluate(cfg, context, label, net, device, names, pairs, source)
-        except BaseException:  # no half evaluation: the folder held no results before this one (claim)
-            for name in eval_results_in(context.run_dir):
-                path = context.run_dir / name
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-            raise
+    return lambda out_dir: _evaluate(cfg, out_dir, label, net, device, names, pairs, source)
 
 
 def shown_name(name: str) -> str:
@@ -90,9 +101,8 @@ def shown_name(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _evaluate(cfg: Mapping[str, Any], context: RunContext, label: str, net: torch.nn.Module, device: torch.device,
+def _evaluate(cfg: Mapping[str, Any], out_dir: Path, label: str, net: torch.nn.Module, device: torch.device,
               names: list[str], pairs: list[dict[str, torch.Tensor]], source: Any = None) -> dict[str, Any]:
-    out_dir = context.run_dir
     if getattr(source, "volumetric", False):  # data=volumes: 3D slabs in their own units (n2n.volumes.evaluate)
         from n2n.volumes.evaluate import evaluate_volumes
         return evaluate_volumes(cfg, source, names, pairs, net, label, out_dir)

@@ -32,7 +32,7 @@ LOCK = "run.lock"
 #: What makes a folder hold a run's results (checkpoints are in checkpoints/).
 RESULTS = ("metrics.json",)
 #: What makes a folder hold an evaluation's results (eval.py).
-EVAL_RESULTS = ("metrics.json", "per_image.csv", "comparison.png", "denoised")
+EVAL_RESULTS = ("metrics.json", "per_image.csv", "per_volume.csv", "comparison.png", "denoised")
 #: Where Hydra's records of a run go in its folder.
 RECORDS_DIR = ".hydra"
 

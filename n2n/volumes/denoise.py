@@ -78,14 +78,18 @@ def load_volume_model(model: str | Path, device: str = "auto") -> VolumeModel:
         raise CheckpointError(f"{path}: volumes are denoised with a .ckpt or .safetensors model, not ONNX")
     from n2n.inference.runners import load_network
 
-    net = load_network(path, dev)
+    return volume_model(load_network(path, dev), path, str(model))
+
+
+def volume_model(net, path: str | Path, name: str) -> VolumeModel:
+    """A loaded network with its normalisation scheme; CheckpointError for a model of more than one channel."""
     # data=volumes, and data=pairs of MRC micrographs: normalised per input (n2n.volumes.normalize), as the
     # checkpoint's config or the weight file's metadata says; 3D weights exported before that was recorded too
     scheme = getattr(net, "normalize", None) or ("mean_std" if getattr(net, "dims", 2) == 3 else "range")
     if int(getattr(net, "in_channels", 1)) != 1:
         raise CheckpointError(f"{path} is a {net.in_channels}-channel model; volumes have one channel (use a grey "
                               f"model, e.g. gaussian-blind-grey, or one trained with data=volumes)")
-    return VolumeModel(net.eval(), scheme, str(model))
+    return VolumeModel(net.eval(), scheme, name)
 
 
 def normalization_for(model: VolumeModel, *volumes: np.ndarray, where: str) -> Normalization:

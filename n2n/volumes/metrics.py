@@ -3,19 +3,38 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from n2n.metrics import SSIM_WINDOW
 
 
-def data_range(reference: torch.Tensor) -> float:
+def data_range(reference) -> float:
     return float(reference.max() - reference.min()) or 1.0
 
 
 def psnr(x: torch.Tensor, reference: torch.Tensor) -> float:
     """PSNR in dB with the reference's range (max - min) as the peak."""
-    mse = float(((x.double() - reference.double()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(data_range(reference) ** 2 / mse)
+    return psnr_of(float(((x.double() - reference.double()) ** 2).mean()), data_range(reference))
+
+
+def psnr_of(mse: float, peak: float) -> float:
+    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
+
+
+def mean_squared(x, reference, scale: float = 1.0, slab: int = 16) -> float:
+    """Mean of ((x - reference) / scale)^2 over two Z x Y x X arrays (or memory maps), `slab` sections at a time
+    in float64, so that a whole tomogram needs no volume-sized temporary."""
+    total = 0.0
+    for z in range(0, x.shape[0], slab):
+        a = np.asarray(x[z:z + slab], dtype=np.float64)
+        total += float((((a - np.asarray(reference[z:z + slab], dtype=np.float64)) / scale) ** 2).sum())
+    return total / max(1, int(np.prod(x.shape)))
+
+
+def psnr_volume(x, reference) -> float:
+    """`psnr` of two Z x Y x X arrays (or memory maps), slab by slab."""
+    return psnr_of(mean_squared(x, reference), data_range(reference))
 
 
 def ssim(x: torch.Tensor, reference: torch.Tensor) -> float:

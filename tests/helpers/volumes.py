@@ -60,3 +60,20 @@ def micrographs(root: Path, names=("m0.mrc", "m1.mrc", "m2.mrc", "m3.mrc"), shap
         write_mrc(root / "clean" / name, clean, **header)
         clean_images[name] = clean
     return clean_images
+
+
+def volume_checkpoint(path: Path, dims: int = 3, seed: int = 0) -> Path:
+    """A checkpoint as `train.py data=volumes model.dims=DIMS model.depth=2 model.features=4` writes it (its
+    resolved config and the network's weights under `net.`), without training: random weights."""
+    import torch
+
+    from helpers.runs import resolved
+
+    config = resolved(["data=volumes", f"model.dims={dims}", "model.depth=2", "model.features=4",
+                       "data.dir_a=even", "data.dir_b=odd", "data.crop_size=8", "trainer.accelerator=cpu"])
+    torch.manual_seed(seed)
+    net = build_unet(config["model"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "hyper_parameters": {"config": config}}, path)
+    return path

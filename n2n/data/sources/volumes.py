@@ -54,6 +54,18 @@ def list_volumes(folder: str | None, option: str) -> dict[str, Path]:
     return found
 
 
+def matched_halves(cfg) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The volumes of `data.dir_a` and `data.dir_b` by name; DataError when a name is in only one of them."""
+    a = list_volumes(cfg.get("dir_a"), "data.dir_a")
+    b = list_volumes(cfg.get("dir_b"), "data.dir_b")
+    for only, here, there in ((sorted(set(a) - set(b)), "data.dir_a", "data.dir_b"),
+                              (sorted(set(b) - set(a)), "data.dir_b", "data.dir_a")):
+        if only:
+            raise DataError(f"{len(only)} volume(s) of {here}={cfg[here[5:]]} have no partner of the same name in "
+                            f"{there}: {', '.join(only[:5])}")
+    return a, b
+
+
 class HalfVolumes(DataSource):
     name = "volumes"
     options = frozenset({"dir_a", "dir_b", "val_clean_dir", "val_slab", "val_axis", "tilt_axis", "crop_size",
@@ -100,13 +112,7 @@ class HalfVolumes(DataSource):
     def pairs(self) -> list[tuple[str, torch.Tensor, int]]:
         """(name, 2 x Z x Y x X normalised halves, first voxel of the validation slab along val_axis), read once."""
         if self._pairs is None:
-            a = list_volumes(self.cfg.get("dir_a"), "data.dir_a")
-            b = list_volumes(self.cfg.get("dir_b"), "data.dir_b")
-            for only, here, there in ((sorted(set(a) - set(b)), "data.dir_a", "data.dir_b"),
-                                      (sorted(set(b) - set(a)), "data.dir_b", "data.dir_a")):
-                if only:
-                    raise DataError(f"{len(only)} volume(s) of {here}={self.cfg[here[5:]]} have no partner of the "
-                                    f"same name in {there}: {', '.join(only[:5])}")
+            a, b = matched_halves(self.cfg)
             axis = AXES[self.val_axis]
             pairs = []
             for name in sorted(a):
