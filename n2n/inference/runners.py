@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from n2n.devices import fast_bf16, pick_device
-from n2n.inference.declip import rule_of
 from n2n.errors import CheckpointError
+from n2n.inference.declip import rule_of
 
 #: Values of `precision`: "auto" = "bf16" where bfloat16 is fast (see fast_bf16), else "fp32".
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -256,7 +256,8 @@ def test_a_bundled_model_keeps_black_black_in_a_file_unless_told_not_to(tmp_path
     rng = np.random.default_rng(0)
     clean = np.full((128, 128, 3), 128.0)
     clean[32:96, 32:96] = 0
-    write_image(tmp_path / "square.png", np.clip(np.rint(clean + rng.normal(0, 25, clean.shape)), 0, 255).astype(np.uint8))
+    noisy = np.clip(np.rint(clean + rng.normal(0, 25, clean.shape)), 0, 255).astype(np.uint8)
+    write_image(tmp_path / "square.png", noisy)
     assert n2n("denoise", tmp_path / "square.png", "-o", tmp_path / "fixed", "--device", "cpu") == 0
     assert n2n("denoise", tmp_path / "square.png", "-o", tmp_path / "raw", "--no-declip", "--device", "cpu") == 0
     inner = (slice(40, 88), slice(40, 88))

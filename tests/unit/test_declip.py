@@ -7,8 +7,14 @@ import torch
 
 from helpers.files import RGB_MODEL
 from n2n.errors import CheckpointError
-from n2n.inference.declip import (RULES, clipped_gaussian_mean, correct_clipping, estimate_sigma, rule_for_training,
-                                  undo_gaussian_clipping)
+from n2n.inference.declip import (
+    RULES,
+    clipped_gaussian_mean,
+    correct_clipping,
+    estimate_sigma,
+    rule_for_training,
+    undo_gaussian_clipping,
+)
 from n2n.inference.weights import load_weights, read_metadata, save_weights
 from n2n.models.unet import build_unet
 
