@@ -147,12 +147,16 @@ def test_a_checkpoint_carries_the_rule_of_its_training_config(tmp_path, noise, r
     assert load_trained(tmp_path / "m.ckpt").declip == rule
 
 
-def test_the_bundled_models_carry_the_gaussian_rule():
+def test_each_bundled_model_carries_the_rule_of_its_training():
+    """A bundled model trained on unclipped Gaussian noise is declipped; one trained with clipped inputs
+    (noise.file_like in its models.json entry) learnt black itself and is not."""
     import n2n
     from n2n import pretrained
 
     for name in pretrained.names():
-        assert n2n.load(name, device="cpu").runner.declip == "gaussian", name
+        noise = pretrained.card(name)["noise"]
+        expected = rule_for_training({**GAUSSIAN_RUN, "noise": noise})
+        assert n2n.load(name, device="cpu").runner.declip == expected, name
 
 
 def test_the_input_scaling_of_a_micrograph_model_travels_in_its_weight_file(tmp_path):
