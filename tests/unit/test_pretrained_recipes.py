@@ -28,6 +28,7 @@ def test_the_long_recipe(name):
     assert all(not level.is_range for level in val_noise._levels().values())  # one fixed level: a readable curve
     assert any(level.is_range for level in train_noise._levels().values())  # blind: levels drawn per image
     assert train_noise.file_like > 0
+    assert config["aug"]["levels"] > 0  # pure black and white regions, which CBSD432 hardly has
 
 
 @pytest.mark.parametrize("native", [True, False])
