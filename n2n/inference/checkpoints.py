@@ -8,7 +8,7 @@ config is untrusted input: the network is rebuilt only through n2n's registries 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -88,6 +88,16 @@ def inference_network(ckpt: dict[str, Any], net: UNet, path: str | Path = "check
 #: (inputs in [0, 1] as image files give them): "mean_std", each input scaled by its own mean and standard
 #: deviation as in training (n2n.volumes.normalize), for volumes and MRC micrographs.
 SCALINGS = ("mean_std",)
+
+
+def recorded(value: str | None, known: Iterable[str], kind: str, what: str) -> str | None:
+    """A value a model file records for how it is applied (None: none), checked against the values this n2n
+    knows; CheckpointError naming `what` (the file) and `kind` (what the value is) if it is not one of them."""
+    known = tuple(known)
+    if value is not None and value not in known:
+        raise CheckpointError(f"{what} asks for the {kind} {value!r}, which this n2n does not know "
+                              f"(known: {', '.join(known)}): update n2n")
+    return value
 
 
 def input_scaling(config: dict[str, Any]) -> str | None:

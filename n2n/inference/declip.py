@@ -51,9 +51,9 @@ def clipped_gaussian_mean(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def estimate_sigma(noisy: torch.Tensor, denoised: torch.Tensor) -> float | None:
     """The noise's standard deviation in one image (C x H x W), from the residual noisy - denoised over its
     mid-tones (1.4826 x the median absolute deviation); None where too few pixels are mid-tones to tell."""
-    residual, level = (noisy - denoised).reshape(-1), denoised.reshape(-1)
     for low, high in _MID_TONES:
-        chosen = residual[(level > low) & (level < high)]
+        mid = (denoised > low) & (denoised < high)  # indexing keeps row-major order in any memory layout
+        chosen = noisy[mid] - denoised[mid]
         if chosen.numel() >= _MIN_SAMPLES:
             step = max(1, chosen.numel() // _MAX_SAMPLES)
             chosen = chosen[::step].double()
@@ -109,16 +109,6 @@ def rule_for_training(config: Mapping[str, Any]) -> str | None:
 
     source = SOURCES.get((config.get("data") or {}).get("name"))
     return "gaussian" if source is not None and source.clean_train else None
-
-
-def recorded_rule(value: str | None, what: str) -> str | None:
-    """A rule read from a model file's metadata (None: none); CheckpointError naming `what` if unknown."""
-    if value is not None and value not in RULES:
-        from n2n.errors import CheckpointError
-
-        raise CheckpointError(f"{what} asks for the declipping rule {value!r}, which this n2n does not know "
-                              f"(known: {', '.join(RULES)}): update n2n")
-    return value
 
 
 def rule_of(model: Any) -> str | None:

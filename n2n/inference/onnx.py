@@ -17,7 +17,8 @@ from torch import nn
 from n2n.atomic import atomic_output
 from n2n.errors import CheckpointError
 from n2n.extras import require_extra
-from n2n.inference.declip import METADATA_KEY, recorded_rule, rule_of
+from n2n.inference.checkpoints import recorded
+from n2n.inference.declip import METADATA_KEY, RULES, rule_of
 from n2n.models.unet import MULTIPLE
 
 INPUT_NAME, OUTPUT_NAME = "noisy", "denoised"
@@ -104,8 +105,8 @@ class OnnxRunner:
         self.in_channels = int(inputs[0].shape[1])
         out_c = outputs[0].shape[1]
         self.out_channels = int(out_c) if isinstance(out_c, int) else self.in_channels
-        self.declip = recorded_rule(self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY),
-                                    f"ONNX model {self.path}")
+        self.declip = recorded(self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), RULES,
+                               "declipping rule", f"ONNX model {self.path}")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self.input_name: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)}

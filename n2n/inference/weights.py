@@ -19,7 +19,7 @@ import torch
 from n2n.atomic import atomic_output
 from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.errors import CheckpointError, ConfigError
-from n2n.inference.checkpoints import SCALINGS, check_finite
+from n2n.inference.checkpoints import SCALINGS, check_finite, recorded
 from n2n.models.unet import UNet, build_unet
 
 SUFFIX = ".safetensors"
@@ -37,8 +37,7 @@ def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
     from n2n.inference.declip import METADATA_KEY, rule_of
 
     path = Path(path)
-    declip = rule_of(net)
-    net_or_wrapper = net
+    declip, scaling = rule_of(net), getattr(net, "normalize", None)  # both carried by the wrapper, if any
     method = getattr(net, "method_config", None)
     net = getattr(net, "net", net) if method is not None else net
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -47,8 +46,8 @@ def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
         metadata[_METHOD_KEY] = json.dumps(method, sort_keys=True)
     if declip is not None:
         metadata[METADATA_KEY] = declip
-    if getattr(net_or_wrapper, "normalize", None) is not None:
-        metadata[_SCALING_KEY] = net_or_wrapper.normalize
+    if scaling is not None:
+        metadata[_SCALING_KEY] = scaling
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -77,7 +76,7 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from n2n.inference.declip import ATTRIBUTE, METADATA_KEY, recorded_rule
+    from n2n.inference.declip import ATTRIBUTE, METADATA_KEY, RULES
 
     path = Path(path)
     metadata = read_metadata(path)
@@ -105,11 +104,8 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         first = " ".join(str(exc).splitlines()[:3])
         raise CheckpointError(f"the weights of {path} do not fit the n2n U-Net built from its config: "
                               f"{first}") from None
-    declip = recorded_rule(metadata.get(METADATA_KEY), str(path))
-    scaling = metadata.get(_SCALING_KEY)
-    if scaling is not None and scaling not in SCALINGS:
-        raise CheckpointError(f"{path} asks for the input scaling {scaling!r}, which this n2n does not know "
-                              f"(known: {', '.join(SCALINGS)}): update n2n")
+    declip = recorded(metadata.get(METADATA_KEY), RULES, "declipping rule", str(path))
+    scaling = recorded(metadata.get(_SCALING_KEY), SCALINGS, "input scaling", str(path))
     net = net.to(map_location).eval()
     network = net if method is None else method.inference_network(net).eval()
     setattr(network, ATTRIBUTE, declip)
