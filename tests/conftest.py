@@ -4,12 +4,32 @@ Markers: `slow` (excluded by default: `python -m pytest -m slow`), `cuda` (skipp
 """
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from helpers.images import make_ee559, write_images
+
+
+def _seed_every_generator() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+def pytest_configure(config):
+    # parametrize lists are built while collecting: seeded, a test sees the same data on every run and machine
+    _seed_every_generator()
+
+
+@pytest.fixture(autouse=True)
+def _seeded_generators():
+    """Each test starts from the same global random state, whatever ran before it (CI must not pass by chance)."""
+    _seed_every_generator()
+    yield
 
 
 def pytest_collection_modifyitems(config, items):

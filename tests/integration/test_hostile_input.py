@@ -199,8 +199,9 @@ def test_configs_never_name_python_objects():
 
 # ------------------------------------------------------------------------------------------ pickles
 @pytest.mark.parametrize("tensor,needle", [
-    (torch.rand(4, 3, 32, 32) * 300, r"torch.float32 and values from .* to 29\d.*expected uint8 .*"
-                                     r"Values outside 0..255 are not 8-bit pixels.*refused"),
+    (torch.linspace(0.5, 297.0, 4 * 3 * 32 * 32).reshape(4, 3, 32, 32),
+     r"torch.float32 and values from 0.5 to 297; expected uint8 .*"
+     r"Values outside 0..255 are not 8-bit pixels.*refused"),
     (torch.rand(4, 3, 32, 32), r"look like \[0, 1\] floats: save \(x \* 255\).round\(\).to\(torch.uint8\)"),
     (torch.full((4, 3, 32, 32), float("nan")), "NaN or infinite values"),
     (torch.randint(0, 256, (4, 3, 32, 32)), r"torch.int64 .*Convert with x.round\(\).to\(torch.uint8\)"),
