@@ -62,13 +62,13 @@ def denoise_case(shape: tuple[int, int, int], max_memory: str, tiles: int, depth
 
     from n2n.models.unet import UNet
     from n2n.volumes.denoise import parse_memory
-    from n2n.volumes.tiling import denoise_volume, plan_tiles, windows3d
+    from n2n.volumes.tiling import denoise_volume, plan_tiles, windows
 
     torch.manual_seed(0)
     net = UNet(1, 1, dims=3, depth=depth, features=features).to(device).eval()
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     tile, overlap = plan_tiles(shape, depth, features, parse_memory(max_memory))
-    all_windows = windows3d(shape, tile, overlap, 2 ** depth)
+    all_windows = windows(shape, tile, overlap, 2 ** depth)
     done = []
 
     def limited(it):

@@ -3,7 +3,7 @@
 
 A model trained on volumes (data=volumes, or any 3D model) or on MRC micrographs (data=pairs, data.normalize
 mean_std) normalises each input with its own mean and standard deviation, as in training (the checkpoint records
-the scheme), and undoes it on the output. A 2D model denoises a single-section MRC (a micrograph) whole, and a
+the scheme), and undoes it on the output. A 2D model denoises a single-section MRC (a micrograph) as one image,
 volume only section by section (`--slices`); one trained on images in [0, 1] scales each input from its 0.1 and
 99.9 percentiles to [0, 1] and back. Output: float32, MRC with the input's voxel size, origin and extended header,
 TIFF for TIFF; written atomically after every check has passed, so a refused input leaves nothing behind.
@@ -107,7 +107,6 @@ def denoise_volume_array(model: VolumeModel, x: np.ndarray, norm: Normalization,
     """Z x Y x X float32 denoised volume in the input's units."""
     import torch
 
-    from n2n.models.unet import pad_to_multiple
     from n2n.volumes.tiling import denoise_volume
 
     net = model.net
@@ -122,12 +121,9 @@ def denoise_volume_array(model: VolumeModel, x: np.ndarray, norm: Normalization,
     else:
         if not slices and x.shape[0] > 1:  # one section (a micrograph) is an image to a 2D model
             raise DataError("a 2D model denoises volumes only section by section: add --slices")
-        m = 2 ** model.depth
         out = np.empty(x.shape, np.float32)
-        with torch.inference_mode():
-            for z in progress(range(x.shape[0])):
-                section = to_model(torch.from_numpy(np.array(x[z], dtype=np.float32))[None, None])
-                out[z] = run(pad_to_multiple(section, m, 2))[0, 0, :x.shape[1], :x.shape[2]].numpy()
+        for z in progress(range(x.shape[0])):  # each section whole, or in Y x X tiles (plan_tiles with dims=2)
+            out[z] = denoise_volume(run, x[z], model.depth, tile, overlap, transform=to_model)
     return norm.undo(out).astype(np.float32, copy=False)
 
 
@@ -155,7 +151,7 @@ class VolumeDenoiser:
         norm = normalization_for(self.model, *arrays, where="volume")
         extra = 0 if other is None else 4 * volume.size  # the first half's output is kept while the second runs
         tile, overlap = plan_tiles(volume.shape, self.model.depth, getattr(self.model.net, "features", 48),
-                                   self.max_memory - extra, self.overlap, self.tile)
+                                   self.max_memory - extra, self.overlap, self.tile, self.model.dims)
         outs = [denoise_volume_array(self.model, a, norm, tile, overlap, self.slices) for a in arrays]
         return outs[0] if other is None else (outs[0] + outs[1]) / 2
 
@@ -272,7 +268,7 @@ def run_volumes(args: argparse.Namespace) -> int:
         overlap_arg = None if args.overlap == _image_default("overlap") else args.overlap
         # with --pair the first half's output is kept while the second half runs
         plans = [plan_tiles(v.shape, model.depth, int(getattr(model.net, "features", 48)),
-                            max_memory - 4 * int(np.prod(v.shape)) * (len(h) - 1), overlap_arg, tile_arg)
+                            max_memory - 4 * int(np.prod(v.shape)) * (len(h) - 1), overlap_arg, tile_arg, model.dims)
                  for v, h, _ in jobs]
         if args.outdir:
             Path(args.outdir).mkdir(parents=True, exist_ok=True)
@@ -284,9 +280,11 @@ def run_volumes(args: argparse.Namespace) -> int:
     try:
         for (volume, halves, dst), (tile, overlap) in zip(jobs, plans):
             norm = normalization_for(model, *(h.data for h in halves), where=str(volume.path))
-            how = ("whole, as one micrograph (2D model)" if volume.shape[0] == 1 and model.dims == 2 else
-                   "section by section (2D model, --slices)" if model.dims == 2 else
-                   f"in tiles of {' x '.join(map(str, tile))} voxels, overlap {overlap}")
+            tiles = ("whole" if all(t >= n for t, n in zip(tile, volume.shape[-model.dims:])) else
+                     f"in tiles of {' x '.join(map(str, tile))} {'voxels' if model.dims == 3 else 'pixels'}, "
+                     f"overlap {overlap}")
+            how = (f"as one micrograph (2D model), {tiles}" if volume.shape[0] == 1 and model.dims == 2 else
+                   f"section by section (2D model, --slices), {tiles}" if model.dims == 2 else tiles)
             print(f"n2n denoise: {volume.path} ({' x '.join(map(str, volume.shape))}, Z x Y x X) {how}"
                   + (f", averaged with {args.pair}" if args.pair else ""), file=sys.stderr, flush=True)
             outs = []

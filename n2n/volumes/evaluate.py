@@ -98,7 +98,7 @@ def prepare_test_volumes(cfg: Mapping[str, Any], data: Mapping[str, Any], label:
     evens, odds = matched_halves(data)
     clean_dir = data.get("val_clean_dir")
     cleans = list_volumes(clean_dir, "data.val_clean_dir") if clean_dir else {}
-    flat = model.dims == 2  # a 2D model denoises each section (or a single-section file) whole
+    flat = model.dims == 2  # a 2D model denoises each section (or a single-section file), in 2D tiles
     m = 2 ** model.depth
     jobs = []
     for name in sorted(evens):
@@ -126,7 +126,7 @@ def prepare_test_volumes(cfg: Mapping[str, Any], data: Mapping[str, Any], label:
                 check_finite(v.data, str(v.path))
             norm = normalization_for(model, volumes[0].data, where=where)  # its own statistics, as n2n denoise
             try:
-                plan = plan_tiles(shape, model.depth, int(getattr(net, "features", 48)), memory)
+                plan = plan_tiles(shape, model.depth, int(getattr(net, "features", 48)), memory, dims=model.dims)
             except ValueError as exc:
                 raise ConfigError(f"{where}: {str(exc).replace('--max-memory', 'max_memory=')}") from None
         finally:

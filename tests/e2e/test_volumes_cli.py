@@ -9,7 +9,7 @@ from PIL import Image
 
 from helpers.volumes import halves, model_file, write_mrc
 from n2n.cli import main
-from n2n.volumes.tiling import windows3d
+from n2n.volumes.tiling import windows
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_tiled_cli_matches_whole(files, tmp_path, capsys):
     assert _run(capsys, src, "-m", files["model3d"], "-o", tmp_path / "whole")[0] == 0
     code, err = _run(capsys, src, "-m", files["model3d"], "-o", tmp_path / "tiled", "--tile", "44",
                      "--overlap", "20")
-    count = len(windows3d((8, 64, 60), (8, 44, 44), 20, 4))
+    count = len(windows((8, 64, 60), (8, 44, 44), 20, 4))
     assert code == 0 and "in tiles of 8 x 44 x 44 voxels, overlap 20" in err and f"{count}/{count}" in err
     with mrcfile.open(tmp_path / "whole" / "big.mrc") as a, mrcfile.open(tmp_path / "tiled" / "big.mrc") as b:
         assert np.abs(a.data - b.data).max() <= 1e-4 * max(1.0, float(np.abs(a.data).max()))
