@@ -122,8 +122,11 @@ def denoise_volume_array(model: VolumeModel, x: np.ndarray, norm: Normalization,
         if not slices and x.shape[0] > 1:  # one section (a micrograph) is an image to a 2D model
             raise DataError("a 2D model denoises volumes only section by section: add --slices")
         out = np.empty(x.shape, np.float32)
-        for z in progress(range(x.shape[0])):  # each section whole, or in Y x X tiles (plan_tiles with dims=2)
-            out[z] = denoise_volume(run, x[z], model.depth, tile, overlap, transform=to_model)
+        # each section whole, or in Y x X tiles (plan_tiles with dims=2); the bar counts a micrograph's tiles
+        one = x.shape[0] == 1
+        for z in (range(1) if one else progress(range(x.shape[0]))):
+            out[z] = denoise_volume(run, x[z], model.depth, tile, overlap, transform=to_model,
+                                    progress=progress if one else lambda it: it)
     return norm.undo(out).astype(np.float32, copy=False)
 
 
@@ -289,8 +292,9 @@ def run_volumes(args: argparse.Namespace) -> int:
                   + (f", averaged with {args.pair}" if args.pair else ""), file=sys.stderr, flush=True)
             outs = []
             for h in halves:
-                bar = lambda it, name=h.path.name: tqdm(it, desc=f"denoising {name}", unit="tile" if  # noqa: E731
-                                                         model.dims == 3 else "section", file=sys.stderr)
+                unit = "tile" if model.dims == 3 or h.shape[0] == 1 else "section"
+                bar = lambda it, name=h.path.name, unit=unit: tqdm(  # noqa: E731
+                    it, desc=f"denoising {name}", unit=unit, file=sys.stderr)
                 outs.append(denoise_volume_array(model, h.data, norm, tile, overlap, model.dims == 2, progress=bar))
             out = outs[0] if len(outs) == 1 else (outs[0] + outs[1]) / 2
             write_like(dst, out, volume)

@@ -4,6 +4,7 @@ that keeps the header; bad input is one line, exit 2, nothing written (n2n denoi
 test_volumes_cli.py)."""
 import json
 import math
+import re
 
 import mrcfile
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 from helpers.runs import run_entry, run_in_process, scalars
 from helpers.volumes import micrographs, write_mrc
 from n2n.cli import main
+from n2n.volumes.tiling import windows
 
 HEADER = {"voxel": (1.25, 1.25, 1.25), "origin": (5.0, 6.0, 0.0), "extended": bytes(range(32))}
 
@@ -88,6 +90,8 @@ def test_a_large_micrograph_is_denoised_in_tiles_equal_to_the_whole_pass(trained
     assert code == 0, err
     code, err = _denoise(capsys, src, "-m", ckpt, "-o", tmp_path / "tiled", "--tile", 44, "--overlap", 20)
     assert code == 0 and "as one micrograph (2D model), in tiles of 44 x 44 pixels, overlap 20" in err, err
+    count = len(windows((64, 64), (44, 44), 20, 4))
+    assert count > 1 and re.search(rf"{count}/{count} \[[^\]]*tile", err), err  # the bar counts tiles
     with mrcfile.open(tmp_path / "whole" / "m1.mrc") as whole, mrcfile.open(tmp_path / "tiled" / "m1.mrc") as tiled:
         assert np.abs(tiled.data - whole.data).max() <= 2e-3  # values around 1000: float32 rounding
 
