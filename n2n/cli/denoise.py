@@ -208,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         from n2n.image_files import set_max_pixels
+        from n2n.inference.checkpoints import check_image_model
         from n2n.inference.runners import load_runner
         from n2n.inference.tiling import check_tiling
 
@@ -242,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
             model_name = pick.name
         else:
             runner = load_runner(model, args.device, precision)
+            check_image_model(runner, str(model))  # a micrograph model is given .mrc files (run_volumes)
             pick = lambda channels: runner  # noqa: E731 - one model for every image
             model_name = lambda runner: str(model)  # noqa: E731
         if args.outdir:

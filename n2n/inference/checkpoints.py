@@ -88,6 +88,8 @@ def inference_network(ckpt: dict[str, Any], net: UNet, path: str | Path = "check
 #: (inputs in [0, 1] as image files give them): "mean_std", each input scaled by its own mean and standard
 #: deviation as in training (n2n.volumes.normalize), for volumes and MRC micrographs.
 SCALINGS = ("mean_std",)
+#: The metadata key of .safetensors and .onnx files that records it.
+SCALING_KEY = "n2n.normalize"
 
 
 def recorded(value: str | None, known: Iterable[str], kind: str, what: str) -> str | None:
@@ -98,6 +100,17 @@ def recorded(value: str | None, known: Iterable[str], kind: str, what: str) -> s
         raise CheckpointError(f"{what} asks for the {kind} {value!r}, which this n2n does not know "
                               f"(known: {', '.join(known)}): update n2n")
     return value
+
+
+def check_image_model(model: Any, name: str) -> None:
+    """CheckpointError unless `model` (a network or runner) takes images in [0, 1]: one that normalises each input
+    by its own mean and standard deviation (trained on MRC micrographs or volumes) would take an image's pixels
+    as if they were electron counts, and must be given its own kind of file."""
+    scaling = getattr(model, "normalize", None)
+    if scaling is not None:
+        raise CheckpointError(f"{name} was trained on MRC micrographs or volumes (each input normalised by its own "
+                              f"mean and standard deviation, data.normalize={scaling}), not on images in [0, 1]: "
+                              f"give it .mrc or TIFF-stack files (n2n denoise FILE.mrc; docs/volumes.md)")
 
 
 def input_scaling(config: dict[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from n2n.image_files import to_model_input
+from n2n.inference.checkpoints import check_image_model
 from n2n.inference.runners import load_runner
 from n2n.inference.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, check_strength, denoise_tensor
 
@@ -86,14 +87,17 @@ class Denoiser:
         An image without pixels (a side of 0) is refused with ValueError.
         A grey image on a colour model is replicated to its three channels; a colour image on a grey model is
         denoised channel by channel. A 3D model (model.dims=3) takes Z x Y x X arrays or tensors of any range
-        instead and returns float32 (n2n.volumes.denoise; docs/volumes.md).
+        instead and returns float32, and a model trained on MRC micrographs Y x X ones (n2n.volumes.denoise;
+        docs/volumes.md).
         """
         if strength is not None and strength != self.strength:  # a copy: a shared Denoiser stays as it was
             copy = Denoiser(self.runner, self.name, self.tile, self.overlap, strength, self.declip)
             return copy.denoise(image)
-        if getattr(getattr(self.runner, "net", None), "dims", 2) == 3:  # a 3D model: Z x Y x X volumes
-            from n2n.volumes.denoise import denoise_with_3d_net
-            return denoise_with_3d_net(self.runner.net, image)
+        net = getattr(self.runner, "net", None)
+        if getattr(net, "dims", 2) == 3 or getattr(net, "normalize", None) is not None:  # volumes, micrographs
+            from n2n.volumes.denoise import denoise_in_own_units
+            return denoise_in_own_units(net, image)
+        check_image_model(self.runner, self.name)  # an ONNX micrograph model: no volume path
         if isinstance(image, torch.Tensor):
             return self._tensor(image)
         if isinstance(image, np.ndarray):

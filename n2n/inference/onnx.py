@@ -17,7 +17,7 @@ from torch import nn
 from n2n.atomic import atomic_output
 from n2n.errors import CheckpointError
 from n2n.extras import require_extra
-from n2n.inference.checkpoints import recorded
+from n2n.inference.checkpoints import SCALING_KEY, SCALINGS, recorded
 from n2n.inference.declip import METADATA_KEY, RULES, rule_of
 from n2n.models.unet import MULTIPLE
 
@@ -37,7 +37,8 @@ class _Aligned(nn.Module):
 
 def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
     """Write `net` as ONNX taking N x C x H x W float32 with H and W any multiples of 32; its declipping rule
-    (n2n.inference.declip), if any, goes into the model's metadata."""
+    (n2n.inference.declip) and input scaling (n2n.inference.checkpoints.SCALINGS), if any, go into the model's
+    metadata."""
     if getattr(net, "dims", 2) != 2:  # volumes (model.dims=3): n2n denoise runs them from .ckpt/.safetensors
         raise CheckpointError("ONNX export is for 2D models; export a 3D model as .safetensors instead")
     require_extra("onnx", "export", "ONNX export")  # torch.onnx.export needs it; one line if it is missing
@@ -56,12 +57,13 @@ def export_onnx(net: nn.Module, path: str | Path, opset: int = 17) -> Path:
             # The TorchScript exporter: the dynamo one needs onnxscript, which n2n does not depend on.
             dynamo=False,
         )
-        declip = rule_of(net)
-        if declip is not None:
+        props = {key: value for key, value in ((METADATA_KEY, rule_of(net)),
+                                               (SCALING_KEY, getattr(net, "normalize", None))) if value is not None}
+        if props:
             import onnx
 
             exported = onnx.load(str(tmp))
-            onnx.helper.set_model_props(exported, {METADATA_KEY: declip})
+            onnx.helper.set_model_props(exported, props)
             onnx.save(exported, str(tmp))
     return path
 
@@ -105,8 +107,9 @@ class OnnxRunner:
         self.in_channels = int(inputs[0].shape[1])
         out_c = outputs[0].shape[1]
         self.out_channels = int(out_c) if isinstance(out_c, int) else self.in_channels
-        self.declip = recorded(self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), RULES,
-                               "declipping rule", f"ONNX model {self.path}")
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.declip = recorded(props.get(METADATA_KEY), RULES, "declipping rule", f"ONNX model {self.path}")
+        self.normalize = recorded(props.get(SCALING_KEY), SCALINGS, "input scaling", f"ONNX model {self.path}")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         feed = {self.input_name: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)}

@@ -91,6 +91,7 @@ class TorchRunner:
         self.in_channels = getattr(net, "in_channels", None)
         self.out_channels = getattr(net, "out_channels", None)
         self.declip = rule_of(net)  # how outputs on clipped inputs are corrected (n2n.inference.declip)
+        self.normalize = getattr(net, "normalize", None)  # inputs scaled per file (checkpoints.SCALINGS), if any
         self.model = bf16_network(self.net) if self.precision == "bf16" else self.net
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,12 @@ import torch
 from n2n.atomic import atomic_output
 from n2n.config_schema import TRAIN_OPTIONS, check_options
 from n2n.errors import CheckpointError, ConfigError
-from n2n.inference.checkpoints import SCALINGS, check_finite, recorded
+from n2n.inference.checkpoints import SCALING_KEY, SCALINGS, check_finite, recorded
 from n2n.models.unet import UNet, build_unet
 
 SUFFIX = ".safetensors"
 FORMAT = "n2n-unet/1"
-_MODEL_KEY, _FORMAT_KEY, _METHOD_KEY, _SCALING_KEY = "n2n.model", "n2n.format", "n2n.method", "n2n.normalize"
+_MODEL_KEY, _FORMAT_KEY, _METHOD_KEY = "n2n.model", "n2n.format", "n2n.method"
 
 
 def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
@@ -47,7 +47,7 @@ def save_weights(net: UNet, model_cfg: Mapping[str, Any], path: str | Path,
     if declip is not None:
         metadata[METADATA_KEY] = declip
     if scaling is not None:
-        metadata[_SCALING_KEY] = scaling
+        metadata[SCALING_KEY] = scaling
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -105,7 +105,7 @@ def load_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
         raise CheckpointError(f"the weights of {path} do not fit the n2n U-Net built from its config: "
                               f"{first}") from None
     declip = recorded(metadata.get(METADATA_KEY), RULES, "declipping rule", str(path))
-    scaling = recorded(metadata.get(_SCALING_KEY), SCALINGS, "input scaling", str(path))
+    scaling = recorded(metadata.get(SCALING_KEY), SCALINGS, "input scaling", str(path))
     net = net.to(map_location).eval()
     network = net if method is None else method.inference_network(net).eval()
     setattr(network, ATTRIBUTE, declip)

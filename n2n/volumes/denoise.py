@@ -313,23 +313,29 @@ def _image_default(name: str) -> int:
     return {"tile": denoise.DEFAULT_TILE, "overlap": denoise.DEFAULT_OVERLAP}[name]
 
 
-def denoise_with_3d_net(net, volume: Any, max_memory: str | int = DEFAULT_MAX_MEMORY) -> Any:
-    """What `n2n.load(MODEL)(volume)` does for a 3D model: a Z x Y x X NumPy array (any real dtype and range) or
-    float tensor in, float32 of the same shape and type out, normalised per volume and tiled within
-    `max_memory`."""
+def denoise_in_own_units(net, volume: Any, max_memory: str | int = DEFAULT_MAX_MEMORY) -> Any:
+    """What `n2n.load(MODEL)(array)` does for a model that normalises its inputs (a 3D model, or a 2D one trained
+    on MRC micrographs): a Z x Y x X volume (for a 2D model also a Y x X micrograph, or sections Z x Y x X) as a
+    NumPy array of any real dtype and range or a float tensor in, float32 of the same shape and type out,
+    normalised per input and tiled within `max_memory`."""
     import torch
 
     from n2n.volumes.tiling import plan_tiles
 
+    model = VolumeModel(net, "mean_std", "model")
     tensor = isinstance(volume, torch.Tensor)
     array = volume.detach().float().cpu().numpy() if tensor else np.asarray(volume)
-    if array.ndim != 3 or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"a 3D model denoises Z x Y x X volumes of real numbers, got shape {array.shape} "
-                         f"{array.dtype}")
+    what = ("a 3D model denoises Z x Y x X volumes" if model.dims == 3 else
+            "a 2D model trained on MRC micrographs denoises Y x X micrographs or Z x Y x X sections")
+    if array.ndim not in ((3,) if model.dims == 3 else (2, 3)) or not (
+            np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{what} of real numbers, got shape {array.shape} {array.dtype}")
+    flat = array.ndim == 2
+    array = array[None] if flat else array
     check_finite(array, "volume")
-    model = VolumeModel(net, "mean_std", "model")
     norm = normalization_for(model, array, where="volume")
     memory = parse_memory(max_memory) if isinstance(max_memory, str) else int(max_memory)
-    tile, overlap = plan_tiles(array.shape, model.depth, int(getattr(net, "features", 48)), memory)
-    out = denoise_volume_array(model, array, norm, tile, overlap)
+    tile, overlap = plan_tiles(array.shape, model.depth, int(getattr(net, "features", 48)), memory, dims=model.dims)
+    out = denoise_volume_array(model, array, norm, tile, overlap, slices=True)
+    out = out[0] if flat else out
     return torch.from_numpy(out).to(volume.device) if tensor else out

@@ -107,6 +107,41 @@ def test_python_api_denoises_a_micrograph_array(trained):
     assert _psnr(out[0], clean["m2.mrc"]) > _psnr(noisy[0], clean["m2.mrc"]) + 6
 
 
+def test_the_python_api_takes_a_micrograph_in_its_units(trained):
+    """n2n.load on a micrograph model normalises the array as n2n denoise does (not as pixels in [0, 1])."""
+    import n2n
+
+    root, clean = trained
+    with mrcfile.open(root / "even" / "m2.mrc") as src:
+        noisy = src.data.astype(np.float32)
+    out = n2n.load(root / "run" / "checkpoints" / "last.ckpt", device="cpu")(noisy)
+    assert out.shape == (64, 64) and out.dtype == np.float32
+    assert _psnr(out, clean["m2.mrc"]) > _psnr(noisy, clean["m2.mrc"]) + 6
+    as_tensor = n2n.load(root / "run" / "checkpoints" / "last.ckpt", device="cpu")(torch.from_numpy(noisy))
+    assert np.abs(as_tensor.numpy() - out).max() < 1e-3
+
+
+@pytest.mark.parametrize("kind", ["ckpt", "onnx"])
+def test_an_image_given_to_a_micrograph_model_is_refused(trained, tmp_path, capsys, kind):
+    """Its pixels are not in the model's units: one line naming the model and what to give it, nothing written;
+    an ONNX export keeps the model's input scaling, so it is refused in the same way."""
+    from PIL import Image
+
+    root, _ = trained
+    model = root / "run" / "checkpoints" / "last.ckpt"
+    if kind == "onnx":
+        assert main(["export", str(model), str(tmp_path / "mic.onnx")]) == 0
+        model = tmp_path / "mic.onnx"
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 40), 128, np.uint8)).save(photo)
+    capsys.readouterr()
+    code, err = _denoise(capsys, photo, "-m", model, "-o", tmp_path / "out")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "trained on MRC micrographs or volumes" in lines[0], err
+    assert "data.normalize=mean_std" in lines[0] and "give it .mrc" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_bad_micrograph_stops_train_py_in_one_line_writing_nothing(tmp_path):
     micrographs(tmp_path)
     write_mrc(tmp_path / "odd" / "m2.mrc", np.zeros((2, 64, 64), np.float32))
