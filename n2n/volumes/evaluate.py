@@ -133,10 +133,11 @@ def prepare_test_volumes(cfg: Mapping[str, Any], data: Mapping[str, Any], label:
             for v in volumes:
                 v.close()
         jobs.append((name, paths, norm, plan))
-    return lambda out_dir: _score_test_volumes(cfg, model, jobs, label, out_dir)
+    return lambda out_dir: _score_test_volumes(cfg, model, jobs, label, out_dir, memory)
 
 
-def _score_test_volumes(cfg: Mapping[str, Any], model, jobs: list, label: str, out_dir: Path) -> dict[str, Any]:
+def _score_test_volumes(cfg: Mapping[str, Any], model, jobs: list, label: str, out_dir: Path,
+                        memory: int) -> dict[str, Any]:
     from tqdm import tqdm
 
     from n2n.volumes.denoise import denoise_volume_array
@@ -148,19 +149,18 @@ def _score_test_volumes(cfg: Mapping[str, Any], model, jobs: list, label: str, o
         volumes = [read_volume(p, allow_2d=flat) for p in paths]
         try:
             even, odd = (v.data for v in volumes[:2])
-            how = ("section by section (2D model)" if flat else
-                   f"in tiles of {' x '.join(map(str, tile))} voxels, overlap {overlap}")
+            tiles = f"in tiles of {' x '.join(map(str, tile))} {'pixels' if flat else 'voxels'}, overlap {overlap}"
+            how = f"section by section (2D model), {tiles}" if flat else tiles
             print(f"{name} ({' x '.join(map(str, even.shape))}, Z x Y x X) {how}", file=sys.stderr, flush=True)
-            bar = lambda it: tqdm(it, desc=f"denoising {name}", unit="section" if flat else "tile",  # noqa: E731
-                                  file=sys.stderr)
+            unit = "section" if flat and even.shape[0] > 1 else "tile"  # a micrograph's bar counts its tiles
+            bar = lambda it: tqdm(it, desc=f"denoising {name}", unit=unit, file=sys.stderr)  # noqa: E731
             out = denoise_volume_array(model, even, norm, tile, overlap, slices=flat, progress=bar)
             row: dict[str, Any] = {"volume": name}
             if len(volumes) == 3:
                 clean = volumes[2].data
-                as_tensor = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
+                within = max(memory - out.nbytes, 2**28)  # slab by slab beside the output: never a whole copy
                 row.update(psnr_noisy=metrics.psnr_volume(even, clean), psnr_denoised=metrics.psnr_volume(out, clean),
-                           ssim_noisy=metrics.ssim(as_tensor(even), as_tensor(clean)),
-                           ssim_denoised=metrics.ssim(as_tensor(out), as_tensor(clean)))
+                           ssim_noisy=metrics.ssim(even, clean, within), ssim_denoised=metrics.ssim(out, clean, within))
             # against the other half, in the units the network sees (the input's normalisation)
             row.update(n2n_loss_noisy=metrics.mean_squared(even, odd, norm.std),
                        n2n_loss_denoised=metrics.mean_squared(out, odd, norm.std))
