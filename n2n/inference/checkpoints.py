@@ -102,7 +102,8 @@ def recorded(value: str | None, known: Iterable[str], kind: str, what: str) -> s
     return value
 
 
-def check_image_model(model: Any, name: str) -> None:
+def check_image_model(model: Any, name: str,
+                      instead: str = "give it .mrc or TIFF-stack files (n2n denoise FILE.mrc; docs/volumes.md)") -> None:
     """CheckpointError unless `model` (a network or runner) takes images in [0, 1]: one that normalises each input
     by its own mean and standard deviation (trained on MRC micrographs or volumes) would take an image's pixels
     as if they were electron counts, and must be given its own kind of file."""
@@ -110,7 +111,7 @@ def check_image_model(model: Any, name: str) -> None:
     if scaling is not None:
         raise CheckpointError(f"{name} was trained on MRC micrographs or volumes (each input normalised by its own "
                               f"mean and standard deviation, data.normalize={scaling}), not on images in [0, 1]: "
-                              f"give it .mrc or TIFF-stack files (n2n denoise FILE.mrc; docs/volumes.md)")
+                              f"{instead}")
 
 
 def input_scaling(config: dict[str, Any]) -> str | None:

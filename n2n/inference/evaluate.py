@@ -26,7 +26,8 @@ from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
 from n2n.errors import ConfigError
 from n2n.image_files import as_float, set_max_pixels, write_image
-from n2n.inference.checkpoints import inference_network, read_checkpoint, training_config, unet_from_checkpoint
+from n2n.inference.checkpoints import (check_image_model, inference_network, read_checkpoint, training_config,
+                                      unet_from_checkpoint)
 from n2n.inference.runners import load_network
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
@@ -85,6 +86,9 @@ def _prepare(cfg: Mapping[str, Any], given: Mapping[str, Any], label: str, net: 
     # a checkpoint's own data and noise sections are untrusted input: the same checks as the command line's
     check_options({"data": data_cfg, "noise": noise_cfg}, EVAL_OPTIONS)
     source = build_source(data_cfg)
+    if not getattr(source, "volumetric", False):  # images in [0, 1]: not the units of a micrograph model
+        check_image_model(net, label, "score it on its own data (eval.py ckpt_path=... alone) or on MRC files "
+                                      "(data=volumes data.dir_a=EVEN data.dir_b=ODD; docs/volumes.md)")
     if cfg.get("max_pixels") is not None:  # eval.py's own option wins over the data section's
         set_max_pixels(cfg.get("max_pixels"), "max_pixels")
     if source.channels != net.in_channels:

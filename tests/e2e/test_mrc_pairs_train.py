@@ -142,6 +142,22 @@ def test_an_image_given_to_a_micrograph_model_is_refused(trained, tmp_path, caps
     assert not (tmp_path / "out").exists()
 
 
+def test_eval_py_refuses_to_score_a_micrograph_model_on_images(trained, tmp_path):
+    from PIL import Image
+
+    root, _ = trained
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(photos / "a.png")
+    out = tmp_path / "eval"
+    result = run_entry(["eval.py", f"ckpt_path={root / 'run' / 'checkpoints' / 'last.ckpt'}", "data=folder",
+                        f"data.val_dir={photos}", "data.channels=1", "noise=gaussian", f"hydra.run.dir={out}"])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert "trained on MRC micrographs or volumes" in lines[0] and "data=volumes data.dir_a=EVEN" in lines[0]
+    assert not out.exists()
+
+
 def test_a_bad_micrograph_stops_train_py_in_one_line_writing_nothing(tmp_path):
     micrographs(tmp_path)
     write_mrc(tmp_path / "odd" / "m2.mrc", np.zeros((2, 64, 64), np.float32))
