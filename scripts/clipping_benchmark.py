@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from n2n.bench.entries import evaluation, photo_benchmark_parser, run_entry  # noqa: E402
+
 CLIPPED = ["noise=poisson_gaussian", "noise.lam=1000000000", "noise.bits=8", "noise.file_like=0"]
 VARIANTS = {
     "file_like": ["noise=gaussian", "noise.file_like=1", "loss=l2"],
@@ -43,47 +45,31 @@ def scores(model: str, name: str, args: argparse.Namespace) -> dict:
 
     out: dict = dict(square_levels(model))
     for label, clip in (("unclipped", "0"), ("file", "1")):
-        eval_dir = Path(args.out).resolve() / "eval" / f"{name}-{label}"
         key = "model" if not model.endswith(".ckpt") else "ckpt_path"
-        cmd = [sys.executable, "eval.py", f"{key}={model}", "data=folder", f"data.val_dir={args.test}",
-               f"data.val_limit={args.test_images}", "data.channels=3", "noise=gaussian", "noise.sigma=25",
-               f"noise.file_like={clip}", "save_images=false", "num_comparisons=0", "device=cpu",
-               f"hydra.run.dir={eval_dir}"]
-        if not (eval_dir / "metrics.json").is_file():  # else scored by an earlier call with the same OUT
-            result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-            if result.returncode != 0:
-                raise SystemExit(f"{name}: eval.py failed:\n{result.stderr[-3000:]}")
-        out[f"psnr_{label}"] = json.loads((eval_dir / "metrics.json").read_text())["psnr_denoised"]
+        out[f"psnr_{label}"] = evaluation(ROOT, name, args.out / "eval" / f"{name}-{label}", [
+            f"{key}={model}", "data=folder", f"data.val_dir={args.test}", f"data.val_limit={args.test_images}",
+            "data.channels=3", "noise=gaussian", "noise.sigma=25", f"noise.file_like={clip}", "save_images=false",
+            "num_comparisons=0", "device=cpu"])["psnr_denoised"]
     return out
 
 
 def fine_tune(name: str, overrides: list[str], args: argparse.Namespace) -> dict:
-    run = Path(args.out).resolve() / "runs" / name
-    start = time.perf_counter()
-    cmd = [sys.executable, "train.py", "experiment=pretrained_gaussian_blind", "init_from=gaussian-blind",
-           f"data.train_dir={args.train}", f"data.val_dir={args.test}", "data.crop_size=64", "data.batch_size=16",
-           f"data.steps_per_epoch={args.steps}", "data.val_limit=2", f"trainer.max_steps={args.steps}",
-           "trainer.precision=32-true", "optimizer.lr=1e-3", "callbacks.ema=null", "noise.val=null",
-           "'noise.sigma=[0,50]'", f"seed={args.seed}", "logger=csv", f"hydra.run.dir={run}", *overrides]
-    result = subprocess.run(" ".join(cmd), cwd=ROOT, capture_output=True, text=True, shell=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{name}: train.py failed:\n{result.stderr[-3000:]}")
-    seconds = time.perf_counter() - start
+    run = args.out / "runs" / name
+    seconds = run_entry(ROOT, name, "train.py", [
+        "experiment=pretrained_gaussian_blind", "init_from=gaussian-blind", f"data.train_dir={args.train}",
+        f"data.val_dir={args.test}", "data.crop_size=64", "data.batch_size=16", f"data.steps_per_epoch={args.steps}",
+        "data.val_limit=2", f"trainer.max_steps={args.steps}", "trainer.precision=32-true", "optimizer.lr=1e-3",
+        "callbacks.ema=null", "noise.val=null", "noise.sigma=[0,50]", f"seed={args.seed}", "logger=csv",
+        f"hydra.run.dir={run}", *overrides])
     measured = scores(str(run / "checkpoints" / "last.ckpt"), name, args)
     return {**measured, "seconds": seconds, "overrides": overrides}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("train", help="folder of clean training photos (CBSD432)")
-    parser.add_argument("test", help="folder of clean test photos (CBSD68)")
-    parser.add_argument("out", help="folder for the runs, the evaluations and the table")
-    parser.add_argument("--steps", type=int, default=100)
+    parser = photo_benchmark_parser(__doc__.split("\n\n")[0], steps=100)
     parser.add_argument("--test-images", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    args.train, args.test = str(Path(args.train).resolve()), str(Path(args.test).resolve())
-    out = Path(args.out)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "clipping.json"
     results = json.loads(saved.read_text())["results"] if saved.is_file() else {}

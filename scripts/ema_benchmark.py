@@ -12,50 +12,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from n2n.bench.entries import evaluation, photo_benchmark_parser, run_entry  # noqa: E402
 
 
 def run(name: str, ema: str, args: argparse.Namespace) -> dict:
-    out = Path(args.out).resolve()
-    train_dir, eval_dir = out / "runs" / name, out / "eval" / name
+    train_dir, eval_dir = args.out / "runs" / name, args.out / "eval" / name
     if (eval_dir / "metrics.json").is_file():  # measured by an earlier call with the same OUT: reuse it
         return {"test": json.loads((eval_dir / "metrics.json").read_text()), "seconds": None}
-    start = time.perf_counter()
-    cmd = [sys.executable, "train.py", "experiment=pretrained_gaussian_blind", f"data.train_dir={args.train}",
-           f"data.val_dir={args.test}", "data.crop_size=64", "data.batch_size=16", f"data.steps_per_epoch={args.steps}",
-           "data.val_limit=2", f"trainer.max_steps={args.steps}", "trainer.precision=32-true", "noise.file_like=0",
-           f"callbacks.ema={ema}", f"seed={args.seed}", "logger=csv", f"hydra.run.dir={train_dir}"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{name}: train.py failed:\n{result.stderr[-3000:]}")
-    seconds = time.perf_counter() - start
-    cmd = [sys.executable, "eval.py", f"ckpt_path={train_dir / 'checkpoints' / 'last.ckpt'}", "data=folder",
-           f"data.val_dir={args.test}", "noise=gaussian", "noise.sigma=25", "save_images=false", "num_comparisons=0",
-           "device=cpu", f"hydra.run.dir={eval_dir}"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{name}: eval.py failed:\n{result.stderr[-3000:]}")
-    scores = json.loads((eval_dir / "metrics.json").read_text())
+    seconds = run_entry(ROOT, name, "train.py", [
+        "experiment=pretrained_gaussian_blind", f"data.train_dir={args.train}", f"data.val_dir={args.test}",
+        "data.crop_size=64", "data.batch_size=16", f"data.steps_per_epoch={args.steps}", "data.val_limit=2",
+        f"trainer.max_steps={args.steps}", "trainer.precision=32-true", "noise.file_like=0", f"callbacks.ema={ema}",
+        f"seed={args.seed}", "logger=csv", f"hydra.run.dir={train_dir}"])
+    scores = evaluation(ROOT, name, eval_dir, [
+        f"ckpt_path={train_dir / 'checkpoints' / 'last.ckpt'}", "data=folder", f"data.val_dir={args.test}",
+        "noise=gaussian", "noise.sigma=25", "save_images=false", "num_comparisons=0", "device=cpu"])
     print(f"{name}: {scores['psnr_denoised']:.3f} dB on {scores['num_images']} images at sigma 25 after "
           f"{args.steps} steps ({seconds:.0f} s of training)", flush=True)
     return {"test": scores, "seconds": seconds}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("train", help="folder of clean training photos (CBSD432)")
-    parser.add_argument("test", help="folder of clean test photos (CBSD68)")
-    parser.add_argument("out", help="folder for the runs, the evaluations and the table")
-    parser.add_argument("--steps", type=int, default=200)
+    parser = photo_benchmark_parser(__doc__.split("\n\n")[0], steps=200)
     parser.add_argument("--decay", type=float, default=0.999)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    args.train, args.test = str(Path(args.train).resolve()), str(Path(args.test).resolve())
     from n2n.devices import describe_machine
 
     runs = {"without EMA": run("without", "null", args), f"EMA {args.decay:g}": run("with", str(args.decay), args)}
@@ -66,7 +52,7 @@ def main() -> None:
         took = f"{r['seconds']:.0f} s" if r.get("seconds") else "(earlier call)"
         lines.append(f"| {name} | {t['psnr_denoised']:.3f} / {t['ssim_denoised']:.4f} | {took} |")
     table = "\n".join(lines)
-    out = Path(args.out)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     machine = describe_machine("cpu")
     (out / "ema.md").write_text(f"{table}\n\nMachine: {machine}\n")

@@ -24,7 +24,6 @@ import argparse
 import csv
 import datetime
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from make_noisy_captures import make  # noqa: E402
 
+from n2n.bench.entries import evaluation as eval_entry  # noqa: E402
+from n2n.bench.entries import run_entry  # noqa: E402
+
 NOISE = {"lam": 30.0, "sigma": 5.0}
 
 
@@ -44,24 +46,18 @@ def train(name: str, data: list[str], args, out: Path) -> dict:
     if (evaluation / "metrics.json").is_file():  # measured by an earlier call with the same OUT: reuse it
         return {"history": history_of(run), "test": json.loads((evaluation / "metrics.json").read_text()),
                 "seconds": None}
-    val = [f"data.val_limit={args.val_limit}"]
-    cmd = [sys.executable, "train.py", *data, *val, "logger=csv", f"data.crop_size={args.crop}",
-           f"data.batch_size={args.batch}", f"data.steps_per_epoch={args.validate_every}",
-           f"trainer.max_steps={args.steps}", "trainer.max_epochs=-1", "trainer.enable_progress_bar=false",
-           "trainer.num_sanity_val_steps=0", f"seed={args.seed}", f"hydra.run.dir={run}", *args.overrides]
     start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{name}: train.py failed:\n{result.stderr[-3000:]}")
+    run_entry(ROOT, name, "train.py", [
+        *data, f"data.val_limit={args.val_limit}", "logger=csv", f"data.crop_size={args.crop}",
+        f"data.batch_size={args.batch}", f"data.steps_per_epoch={args.validate_every}",
+        f"trainer.max_steps={args.steps}", "trainer.max_epochs=-1", "trainer.enable_progress_bar=false",
+        "trainer.num_sanity_val_steps=0", f"seed={args.seed}", f"hydra.run.dir={run}", *args.overrides])
     history = history_of(run)
-    cmd = [sys.executable, "eval.py", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "data=pairs",
-           f"data.dir_a={out / 'test' / 'A'}", f"data.dir_b={out / 'test' / 'B'}",
-           f"data.val_dir_a={out / 'test' / 'A'}", f"data.val_dir_b={out / 'test' / 'B'}",
-           f"data.val_clean_dir={out / 'test' / 'clean'}", "data.channels=3", f"hydra.run.dir={evaluation}"]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{name}: eval.py failed:\n{result.stderr[-3000:]}")
-    scores = json.loads((evaluation / "metrics.json").read_text())
+    test = out / "test"
+    scores = eval_entry(ROOT, name, evaluation, [
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "data=pairs", f"data.dir_a={test / 'A'}",
+        f"data.dir_b={test / 'B'}", f"data.val_dir_a={test / 'A'}", f"data.val_dir_b={test / 'B'}",
+        f"data.val_clean_dir={test / 'clean'}", "data.channels=3"])
     print(f"{name}: test PSNR {scores['psnr_denoised']:.3f} dB after {args.steps} steps "
           f"({time.perf_counter() - start:.0f} s)", flush=True)
     return {"history": history, "test": scores, "seconds": time.perf_counter() - start}

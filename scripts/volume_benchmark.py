@@ -17,9 +17,7 @@ import argparse
 import datetime
 import json
 import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from n2n.bench.entries import run_entry  # noqa: E402
 from n2n.volumes.io import write_like  # noqa: E402
 from n2n.volumes.phantom import noisy_halves, phantom  # noqa: E402
 
@@ -58,16 +57,12 @@ def train(run: Path, data: Path, dims: int, args) -> float:
     if (run / "checkpoints" / "last.ckpt").is_file():
         return float("nan")  # trained by an earlier call with the same OUT
     crop, batch = ("32", "4") if dims == 3 else ("64", "32")
-    cmd = [sys.executable, "train.py", "data=volumes", f"model.dims={dims}", f"model.depth={args.depth}",
-           f"model.features={args.features}", f"data.dir_a={data / 'even'}", f"data.dir_b={data / 'odd'}",
-           f"data.crop_size={crop}", f"data.batch_size={batch}", f"data.steps_per_epoch={args.steps}",
-           f"trainer.max_steps={args.steps}", "trainer=cpu", "trainer.enable_progress_bar=false",
-           "trainer.num_sanity_val_steps=0", "logger=csv", "print_config=false", f"hydra.run.dir={run}"]
-    start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"train.py failed ({' '.join(cmd)}):\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return run_entry(ROOT, f"{dims}D model", "train.py", [
+        "data=volumes", f"model.dims={dims}", f"model.depth={args.depth}", f"model.features={args.features}",
+        f"data.dir_a={data / 'even'}", f"data.dir_b={data / 'odd'}", f"data.crop_size={crop}",
+        f"data.batch_size={batch}", f"data.steps_per_epoch={args.steps}", f"trainer.max_steps={args.steps}",
+        "trainer=cpu", "trainer.enable_progress_bar=false", "trainer.num_sanity_val_steps=0", "logger=csv",
+        "print_config=false", f"hydra.run.dir={run}"])
 
 
 def scores(x: np.ndarray, clean: np.ndarray) -> dict:

@@ -102,8 +102,11 @@ def recorded(value: str | None, known: Iterable[str], kind: str, what: str) -> s
     return value
 
 
-def check_image_model(model: Any, name: str,
-                      instead: str = "give it .mrc or TIFF-stack files (n2n denoise FILE.mrc; docs/volumes.md)") -> None:
+#: What to give a micrograph or volume model instead of images, in check_image_model's message.
+MRC_INSTEAD = "give it .mrc or TIFF-stack files (n2n denoise FILE.mrc; docs/volumes.md)"
+
+
+def check_image_model(model: Any, name: str, instead: str = MRC_INSTEAD) -> None:
     """CheckpointError unless `model` (a network or runner) takes images in [0, 1]: one that normalises each input
     by its own mean and standard deviation (trained on MRC micrographs or volumes) would take an image's pixels
     as if they were electron counts, and must be given its own kind of file."""

@@ -26,8 +26,13 @@ from n2n.data.datamodule import build_noises, build_source, validation_pairs
 from n2n.devices import pick_device
 from n2n.errors import ConfigError
 from n2n.image_files import as_float, set_max_pixels, write_image
-from n2n.inference.checkpoints import (check_image_model, inference_network, read_checkpoint, training_config,
-                                      unet_from_checkpoint)
+from n2n.inference.checkpoints import (
+    check_image_model,
+    inference_network,
+    read_checkpoint,
+    training_config,
+    unet_from_checkpoint,
+)
 from n2n.inference.runners import load_network
 from n2n.inference.tiling import denoise_tensor
 from n2n.metrics import psnr, quantize8, ssim
