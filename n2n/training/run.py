@@ -198,8 +198,10 @@ def logged_metrics(datamodule: N2NDataModule) -> list[str]:
     names = ["train/loss"]
     if datamodule.has_clean_validation:
         names += ["val/psnr", "val/psnr_noisy", "val/ssim"]
-    if isinstance(datamodule.source, NoisyCaptures) and datamodule.source.frames_per_scene >= 2:
-        names.append("val/n2n_loss")  # validated against an independent noisy copy
+    source = datamodule.source
+    # noisy captures and half volumes (and micrographs) validate against an independent noisy copy
+    if (isinstance(source, NoisyCaptures) or getattr(source, "volumetric", False)) and source.frames_per_scene >= 2:
+        names.append("val/n2n_loss")
     if datamodule.validation_metric == "val/self_loss":
         names.append("val/self_loss")  # one capture per scene: the method's own loss on held-out images
     return names

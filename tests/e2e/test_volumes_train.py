@@ -50,3 +50,25 @@ def test_train_resume_denoise_and_evaluate(tmp_path):
     metrics = json.loads((evaluation / "metrics.json").read_text())
     assert metrics["num_volumes"] == 2 and metrics["psnr_noisy"] < 30
     assert (evaluation / "denoised" / "t0_slab.mrc").is_file()
+
+
+@pytest.mark.parametrize("dims", [3, 2])
+def test_even_odd_halves_alone_train_and_follow_the_n2n_loss(tmp_path, dims):
+    """The everyday cryo-ET case: two half volumes and no clean one. Validation scores the loss against the other
+    half, the checkpoint follows it, and the run is not refused before it starts (for a 3D model, and for a 2D
+    one on the sections)."""
+    from helpers.runs import run_in_process, scalars
+
+    _volumes(tmp_path)
+    run = tmp_path / "run"
+    crop = "8" if dims == 3 else "16"
+    torch.set_num_threads(1)
+    run_in_process(["data=volumes", f"model.dims={dims}", "model.depth=2", "model.features=4",
+                    f"data.dir_a={tmp_path / 'even'}", f"data.dir_b={tmp_path / 'odd'}", f"data.crop_size={crop}",
+                    "data.batch_size=2", "data.steps_per_epoch=3", "trainer.max_epochs=2", "trainer.accelerator=cpu",
+                    "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false", "print_config=false"], run)
+    logged = scalars(run)
+    assert len(logged["val/n2n_loss"]) == 2 and "val/psnr" not in logged
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["monitor"] == "val/n2n_loss" and metrics["status"] == "finished"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
