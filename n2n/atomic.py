@@ -43,6 +43,31 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             pass
 
 
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """atomic_output for a format that is a folder (Zarr): yields a temporary folder name beside `path`; when the
+    block ends without error the folder replaces `path` (a previous folder is moved aside first and removed after),
+    so `path` holds the old folder or the new one, whole. OSError becomes a DataError naming `path`."""
+    import shutil
+
+    path = Path(path)
+    tmp = temporary_name(path)
+    old = path.with_name(f".{path.stem}.{os.getpid()}.old{path.suffix}")
+    try:
+        yield tmp
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if old.exists() and not path.exists():
+            os.replace(old, path)
+        kept = "the previous one is kept" if path.exists() else "nothing was written"
+        raise DataError(f"cannot write {path}: {exc.strerror or exc}; {kept}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _default_mode() -> int:
     """0o666 less the process's umask (read without changing it where /proc allows)."""
     try:

@@ -4,8 +4,9 @@ package into one line naming the extra that installs it (pyproject.toml, [projec
     ort = require_extra("onnxruntime", "export", "running an ONNX model")
 
 The core install (`pip install -e .`) trains, evaluates and denoises; the extras add ONNX (`export`), the
-report figure (`report`), the Optuna search (`hpo`) and the MLflow and W&B loggers (`loggers`); `dev` has them
-all. `MissingExtra` is an N2NError, so the commands print it as one line and exit with code 2.
+report figure (`report`), the Optuna search (`hpo`), the MLflow and W&B loggers (`loggers`) and Zarr volumes
+(`volumes`); `dev` has them all. `MissingExtra` is an N2NError, so the commands print it as one line and exit
+with code 2.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from n2n.errors import N2NError
 
 #: Each optional top-level module and the extra that installs it (a test checks this against pyproject.toml).
 EXTRA_OF = {"onnx": "export", "onnxruntime": "export", "matplotlib": "report", "optuna": "hpo",
-            "mlflow": "loggers", "wandb": "loggers"}
+            "mlflow": "loggers", "wandb": "loggers", "zarr": "volumes"}
 
 
 class MissingExtra(N2NError):

@@ -25,10 +25,12 @@ from n2n.volumes.io import (
     MRC_SUFFIXES,
     TIFF_SUFFIXES,
     VOLUME_SUFFIXES,
+    ZARR_SUFFIXES,
     Volume,
     check_finite,
     check_partner,
     read_volume,
+    split_name,
     write_like,
 )
 from n2n.volumes.normalize import Normalization, volume_stats
@@ -163,10 +165,11 @@ class VolumeDenoiser:
 
 
 def is_volume_input(path: str | Path) -> bool:
-    """Whether `n2n denoise` treats a file as a volume: MRC always, TIFF when it holds more than one section."""
+    """Whether `n2n denoise` treats a file as a volume: MRC and Zarr always, TIFF when it holds more than one
+    section."""
     p = Path(path)
     suffix = p.suffix.lower()
-    if suffix in MRC_SUFFIXES:
+    if suffix in MRC_SUFFIXES or suffix in ZARR_SUFFIXES:
         return True
     if suffix in TIFF_SUFFIXES and p.is_file():
         try:
@@ -263,7 +266,8 @@ def run_volumes(args: argparse.Namespace) -> int:
             small = min(volume.shape) < 2 and model.dims == 3
             if small:
                 raise DataError(f"{src} is {volume.shape} (Z x Y x X): too thin for a 3D model")
-            dst = (Path(args.outdir) if args.outdir else src.parent) / f"{src.stem}{suffix}{src.suffix}"
+            stem, kind = split_name(src)
+            dst = (Path(args.outdir) if args.outdir else src.parent) / f"{stem}{suffix}{kind}"
             if dst.exists() and any(dst.resolve() == h.path.resolve() for h in halves):
                 raise DataError(f"refusing to write {dst}: it is an input; choose another -o OUTDIR or a --suffix")
             jobs.append((volume, halves, dst))

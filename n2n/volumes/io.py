@@ -1,4 +1,5 @@
-"""Reading and writing volumes: MRC (mrcfile, memory-mapped, header checked) and TIFF stacks (tifffile, Z x Y x X).
+"""Reading and writing volumes: MRC (mrcfile, memory-mapped, header checked), TIFF stacks (tifffile, Z x Y x X) and
+Zarr / OME-Zarr folders (n2n.volumes.zarr_io).
 
 Every problem with a file is one DataError naming the file (and the option it came from) and what is allowed:
 an MRC mode that is not real-valued, a header or data block that mrcfile refuses (a truncated file), a volume
@@ -15,12 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from n2n.atomic import atomic_output
+from n2n.atomic import atomic_folder, atomic_output
 from n2n.errors import DataError
+from n2n.volumes import zarr_io
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".rec", ".st", ".ali", ".map")
 TIFF_SUFFIXES = (".tif", ".tiff")
-VOLUME_SUFFIXES = MRC_SUFFIXES + TIFF_SUFFIXES
+ZARR_SUFFIXES = (zarr_io.SUFFIX,)  # folders
+VOLUME_SUFFIXES = MRC_SUFFIXES + TIFF_SUFFIXES + ZARR_SUFFIXES
 #: MRC modes holding real numbers: 0 int8, 1 int16, 2 float32, 6 uint16, 12 float16.
 MRC_MODES = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
 #: Largest volume read (2**32 voxels: 16 GiB as float32), checked from the header before any allocation.
@@ -34,13 +37,27 @@ def is_volume_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VOLUME_SUFFIXES
 
 
+def is_volume_path(path: Path) -> bool:
+    """A volume on disk: an MRC or TIFF file, or a Zarr folder."""
+    suffix = path.suffix.lower()
+    return path.is_dir() if suffix in ZARR_SUFFIXES else suffix in VOLUME_SUFFIXES and path.is_file()
+
+
+def split_name(path: Path) -> tuple[str, str]:
+    """(stem, suffix) of a volume's name, with OME-Zarr's two-part suffix kept whole (tomo.ome.zarr)."""
+    name = path.name
+    if name.lower().endswith(".ome.zarr"):
+        return name[:-len(".ome.zarr")], name[-len(".ome.zarr"):]
+    return path.stem, path.suffix
+
+
 @dataclass
 class Volume:
     """`data`: Z x Y x X (a memory map for MRC: read lazily); `meta`: what writing it back keeps."""
 
     path: Path
     data: np.ndarray
-    kind: str  # "mrc" or "tiff"
+    kind: str  # "mrc", "tiff" or "zarr"
     voxel_size: tuple[float, float, float] | None = None  # z, y, x (None: not recorded)
     meta: dict[str, Any] = field(default_factory=dict)
     _handle: Any = None
@@ -70,16 +87,19 @@ def read_volume(path: str | Path, option: str | None = None, allow_2d: bool = Fa
     Z = 1). Close it (or use it as a context manager) when done: MRC data stay memory-mapped."""
     path = Path(path)
     where = _where(path, option)
-    if not path.is_file():
-        raise DataError(f"{where}: no such file")
     suffix = path.suffix.lower()
-    if suffix in MRC_SUFFIXES:
+    if not (path.is_dir() if suffix in ZARR_SUFFIXES else path.is_file()):
+        raise DataError(f"{where}: no such {'Zarr folder' if suffix in ZARR_SUFFIXES else 'file'}")
+    if suffix in ZARR_SUFFIXES:
+        data, voxel, meta = zarr_io.read_zarr(path, where)
+        volume = Volume(path, data, "zarr", voxel, meta)
+    elif suffix in MRC_SUFFIXES:
         volume = _read_mrc(path, where)
     elif suffix in TIFF_SUFFIXES:
         volume = _read_tiff(path, where)
     else:
-        raise DataError(f"{where}: not a volume file; volumes are MRC ({', '.join(MRC_SUFFIXES)}) or TIFF stacks "
-                        f"({', '.join(TIFF_SUFFIXES)})")
+        raise DataError(f"{where}: not a volume file; volumes are MRC ({', '.join(MRC_SUFFIXES)}), TIFF stacks "
+                        f"({', '.join(TIFF_SUFFIXES)}) or Zarr folders (.zarr)")
     if volume.shape[0] == 1 and not allow_2d:
         volume.close()
         raise DataError(f"{where} is a single {volume.shape[1]} x {volume.shape[2]} image, not a volume: a 3D model "
@@ -227,11 +247,16 @@ def read_float(path: str | Path, option: str | None = None, micrograph: bool = F
 
 
 def write_like(path: str | Path, data: np.ndarray, like: Volume | None = None) -> Path:
-    """Write a float32 Z x Y x X volume to `path` (its suffix chooses MRC or TIFF), keeping `like`'s voxel size,
-    origin and extended header (MRC) or resolution and spacing (TIFF), atomically."""
+    """Write a float32 Z x Y x X volume to `path` (its suffix chooses MRC, TIFF or Zarr), keeping `like`'s voxel
+    size, origin and extended header (MRC), resolution and spacing (TIFF) or format, chunks and OME metadata
+    (Zarr), atomically."""
     path = Path(path)
     data = np.ascontiguousarray(data, dtype=np.float32)
     suffix = path.suffix.lower()
+    if suffix in ZARR_SUFFIXES:
+        with atomic_folder(path) as tmp:
+            zarr_io.write_zarr(tmp, data, like)
+        return path
     with atomic_output(path) as tmp:
         if suffix in MRC_SUFFIXES:
             _write_mrc(tmp, data, like)

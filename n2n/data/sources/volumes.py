@@ -19,7 +19,7 @@ from n2n.config import require
 from n2n.data.sources.base import DataSource, ValidationData
 from n2n.errors import ConfigError, DataError
 from n2n.volumes.batches import AXES, VolumeBatches
-from n2n.volumes.io import VOLUME_SUFFIXES, check_partner, read_float
+from n2n.volumes.io import VOLUME_SUFFIXES, check_partner, is_volume_path, read_float
 from n2n.volumes.normalize import SCHEMES, Normalization, volume_stats
 
 #: The validation slab is at least this thick (voxels): SSIM's window, and a few tiles of context.
@@ -48,7 +48,7 @@ def list_volumes(folder: str | None, option: str) -> dict[str, Path]:
     path = Path(folder)
     if not path.is_dir():
         raise DataError(f"{option}={folder}: no such folder")
-    found = {p.name: p for p in sorted(path.iterdir()) if p.suffix.lower() in VOLUME_SUFFIXES and p.is_file()}
+    found = {p.name: p for p in sorted(path.iterdir()) if is_volume_path(p)}
     if not found:
         raise DataError(f"{option}={folder} holds no volumes ({', '.join(VOLUME_SUFFIXES)})")
     return found
