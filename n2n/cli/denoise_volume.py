@@ -10,12 +10,13 @@ DEFAULT_MAX_MEMORY = "8G"
 
 def add_volume_options(parser: argparse.ArgumentParser) -> None:
     """The options of `n2n denoise` that only volumes use."""
-    group = parser.add_argument_group("volumes (MRC, TIFF stacks; docs/volumes.md)")
+    group = parser.add_argument_group("volumes (MRC, TIFF stacks, Zarr; docs/volumes.md)")
     group.add_argument("--pair", metavar="ODD", default=None,
                        help="the other half of the one input volume (e.g. odd frames): both are denoised and "
                        "averaged")
     group.add_argument("--slices", action="store_true",
                        help="denoise a volume section by section with a 2D model")
     group.add_argument("--max-memory", metavar="SIZE", default=DEFAULT_MAX_MEMORY,
-                       help="memory for a volume's output and tiles, e.g. 16G or 512M; the tile size follows "
-                       "from it (default %(default)s); --tile N and --overlap N set them in voxels instead")
+                       help="memory for a volume's (or micrograph's) output and tiles, e.g. 16G or 512M; the tile "
+                       "size follows from it (default %(default)s); --tile N and --overlap N set them in voxels "
+                       "(pixels for a 2D model) instead")
