@@ -193,14 +193,10 @@ def already_finished(config: Mapping[str, Any], context: RunContext) -> dict[str
 
 def logged_metrics(datamodule: N2NDataModule) -> list[str]:
     """The metrics this run logs for callbacks to follow (N2NModule.training_step / validation_step)."""
-    from n2n.data.sources.captures import NoisyCaptures
-
     names = ["train/loss"]
     if datamodule.has_clean_validation:
         names += ["val/psnr", "val/psnr_noisy", "val/ssim"]
-    source = datamodule.source
-    # noisy captures and half volumes (and micrographs) validate against an independent noisy copy
-    if (isinstance(source, NoisyCaptures) or getattr(source, "volumetric", False)) and source.frames_per_scene >= 2:
+    if datamodule.source.copy_validation:
         names.append("val/n2n_loss")
     if datamodule.validation_metric == "val/self_loss":
         names.append("val/self_loss")  # one capture per scene: the method's own loss on held-out images

@@ -79,6 +79,12 @@ class DataSource:
         """Whether validation has clean references (val/psnr) or only independent noisy copies (val/n2n_loss)."""
         return True
 
+    @property
+    def copy_validation(self) -> bool:
+        """Whether validation items carry an independent noisy copy of their scene (`other`), scored by
+        val/n2n_loss: noisy captures of two or more frames, half volumes."""
+        return False
+
     def train_images(self) -> list[torch.Tensor]:
         """Clean training images (clean_train sources)."""
         raise NotImplementedError

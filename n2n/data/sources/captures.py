@@ -21,6 +21,10 @@ class NoisyCaptures(DataSource):
     def clean_validation(self) -> bool:
         return bool(self.cfg.get("val_clean_dir"))
 
+    @property
+    def copy_validation(self) -> bool:
+        return self.frames_per_scene >= 2
+
 
 def val_fraction(cfg: Mapping[str, Any]) -> float:
     value = cfg.get("val_fraction")

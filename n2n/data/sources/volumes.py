@@ -73,6 +73,7 @@ class HalfVolumes(DataSource):
     clean_train = False
     random_crops = False  # its own crops, in 3D (n2n.volumes.batches), not the 2D CropBank
     volumetric = True
+    copy_validation = True  # the other half's slab
 
     def __init__(self, cfg, channels):
         super().__init__(cfg, channels)
